@@ -1,0 +1,42 @@
+"""The Falcon application factory.
+
+``create_app(settings, runtime)`` takes built collaborators (tests pass their own);
+``get_app()`` reads the environment and is what gunicorn serves (see wsgi.py).
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from orchestrator.api import errors
+from orchestrator.api.middleware import BodyLimit, RequestContext
+from orchestrator.api.resources import health
+from orchestrator.runtime import Runtime, build_runtime
+from orchestrator.settings import Settings, load_settings
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App:
+    runtime = runtime or build_runtime(settings)
+    middleware: list = [RequestContext(), BodyLimit(settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            falcon.CORSMiddleware(
+                allow_origins=list(settings.cors_origins), expose_headers=["X-Request-ID"]
+            )
+        )
+    app = falcon.App(middleware=middleware)
+    # Paths keep their trailing slash (CONTRACT.md); "/x" and "/x/" are different routes.
+    app.req_options.strip_url_path_trailing_slash = False
+    errors.install(app)
+    for area in (health,):
+        area.register(app, runtime)
+    return app
+
+
+def get_app() -> falcon.App:
+    """The app for the current environment, with logging set up (gunicorn's entry)."""
+    from orchestrator.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(level=settings.log_level, log_dir=settings.log_dir, role="api")
+    return create_app(settings)

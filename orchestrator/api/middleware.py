@@ -1,0 +1,80 @@
+"""Request id, one log line per request, and the request body limit."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+import uuid
+
+import falcon
+
+access_log = logging.getLogger("orchestrator.access")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Gives every request an id (the caller's ``X-Request-ID`` when it is sane),
+    echoes it in the response, and logs one line when the response is done."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        incoming = req.get_header("X-Request-ID")
+        req.context.request_id = (
+            incoming if incoming and _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        )
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
+        resp.set_header("X-Request-ID", request_id)
+        started = getattr(req.context, "started", None)
+        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+        access_log.info(
+            "%s %s %s",
+            req.method,
+            req.path,
+            resp.status_code,
+            extra={
+                "event": "request",
+                "request_id": request_id,
+                "method": req.method,
+                "path": req.path,
+                "route": req.uri_template,
+                "status": resp.status_code,
+                "duration_ms": duration_ms,
+                "remote": req.remote_addr,
+            },
+        )
+
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` with 413 before anything reads them.
+
+    A chunked body (no Content-Length) is read up to the limit here and handed on
+    as a buffered stream with its length set, so resources see an ordinary body.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        length = req.content_length
+        if length is not None:
+            if length > self._max:
+                raise self._too_large()
+            return
+        if "chunked" not in (req.get_header("Transfer-Encoding") or "").lower():
+            return
+        data = req.stream.read(self._max + 1)
+        if len(data) > self._max:
+            raise self._too_large()
+        req.stream = io.BytesIO(data)
+        req.env["CONTENT_LENGTH"] = str(len(data))
+
+    def _too_large(self) -> falcon.HTTPError:
+        return falcon.HTTPContentTooLarge(
+            title="Request body too large",
+            description=f"The limit is {self._max} bytes",
+        )

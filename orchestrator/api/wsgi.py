@@ -1,0 +1,5 @@
+"""gunicorn entry point: ``gunicorn orchestrator.api.wsgi:app``."""
+
+from orchestrator.api.app import get_app
+
+app = get_app()

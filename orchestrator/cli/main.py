@@ -1,0 +1,44 @@
+"""The ``orchestrator`` command: one Typer app, one module per command or group."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli import config, db, serve, simulate
+from orchestrator.cli.state import State
+
+app = typer.Typer(
+    name="orchestrator",
+    help=(
+        "The orchestrator of the AI-hint platform: the one service the student and "
+        "instructor frontends talk to. Run the API, migrate its database, simulate "
+        "its upstreams."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"orchestrator {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Settings come from the environment and .env.local (or .env) in the working directory."""
+    ctx.obj = State()
+
+
+app.command("serve")(serve.serve)
+app.command("migrate")(db.migrate)
+app.command("simulate")(simulate.simulate)
+app.command("config")(config.show_config)

@@ -1,0 +1,119 @@
+"""Engine and unit-of-work scope.
+
+One engine per process (built from Settings, never at import time). A session
+scope commits on success, rolls back on any error (a failed commit included) and
+always closes, in the manner of falcon-sqla's ``Manager.session_scope``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, create_engine
+
+from orchestrator.errors import DatabaseUnavailableError
+
+def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """Build the engine for ``database_url`` (SQLite file or PostgreSQL)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_pre_ping=False,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if url.drivername == "postgresql":
+        # NOTE: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2.
+        url = url.set(drivername="postgresql+psycopg2")
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        # A dead database must fail a request quickly, not hang it.
+        connect_args={"connect_timeout": 5, "application_name": "orchestrator"},
+    )
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    # NOTE: pysqlite's own transaction handling is switched off so that BEGIN is
+    # ours (see _sqlite_on_begin); WAL lets readers run beside one writer.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection) -> None:
+    # IMMEDIATE takes the write lock at BEGIN, so read-then-write transactions
+    # (quota checks, queue assignment) serialise instead of failing on upgrade.
+    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+class Database:
+    """The engine plus a session factory; ``scope()`` is the unit of work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, class_=Session, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def scope(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A session that commits on success, rolls back on error and always closes.
+
+        ``immediate=True`` takes SQLite's write lock when the transaction begins
+        (``BEGIN IMMEDIATE``), for read-then-write units that must not interleave;
+        on PostgreSQL such units use row or advisory locks instead.
+
+        Raises:
+            DatabaseUnavailableError: the database could not be reached.
+        """
+        session = self._sessions()
+        try:
+            if immediate and self.is_sqlite:
+                session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if is_connection_error(exc):
+                raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def is_connection_error(exc: OperationalError) -> bool:
+    """Whether an OperationalError means "cannot talk to the database" (vs. a bad statement)."""
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    markers = (
+        "could not connect", "connection refused", "server closed the connection",
+        "terminating connection", "connection to server", "the database system is",
+        "unable to open database", "no route to host", "timeout expired",
+        "ssl connection has been closed", "could not translate host name",
+    )
+    return any(marker in text for marker in markers)

@@ -1,0 +1,159 @@
+"""SQLModel tables.
+
+Ids that clients see (hint requests, feedback requests) are random integers below
+2**53: they fit a JavaScript number and cannot be guessed from one another, which
+matters because rating, cancelling and reflecting take nothing but the id. Rows
+that clients never address by our id (program executions: clients use the
+upstream's ``execution_id``) keep an ordinary autoincrement key.
+
+All times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, Text
+from sqlmodel import Field, SQLModel
+
+HINT_TYPES = ("plan", "debug", "optimize")
+
+# Deterministic constraint names, the same on SQLite and PostgreSQL, so that
+# migrations can refer to them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Largest integer a JavaScript number represents exactly, plus one.
+JS_SAFE_LIMIT = 2**53
+
+
+def new_public_id() -> int:
+    """A random id in [2**32, 2**53): unguessable, JSON-number safe, never tiny."""
+    return 2**32 + secrets.randbelow(JS_SAFE_LIMIT - 2**32)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class ProgramExecution(SQLModel, table=True):
+    """One program a student (or an instructor) ran against a problem's hidden tests."""
+
+    __tablename__ = "program_execution"
+    __table_args__ = (
+        Index("ix_program_execution_student_problem", "student_id", "problem_id", "created_at"),
+        Index("ix_program_execution_execution_id", "execution_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=Integer, primary_key=True)
+    student_id: str | None = Field(default=None, max_length=255)
+    problem_id: str = Field(max_length=255)
+    student_program: str = Field(sa_type=Text)
+    # The Problem Handler's id; null when the upstream could not start the execution.
+    execution_id: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = _time()
+    # null while running; false when the upstream failed or the run ended in an error.
+    is_success: bool | None = Field(default=None, sa_type=Boolean)
+    correctness: bool | None = Field(default=None, sa_type=Boolean)
+    buggy_output: str | None = Field(default=None, sa_type=Text)
+    elapsed_time: float | None = None
+    error_message: str | None = Field(default=None, sa_type=Text)
+
+
+class HintRequest(SQLModel, table=True):
+    """An AI hint a student asked for, with its reflection, result, rating and polls.
+
+    ``status`` is ``pending`` until the AI Hint backend's result arrives
+    (``succeeded``/``failed``) or the orchestrator gives up on it (``failed`` with
+    ``failure_reason``). Cancelling is a flag, not a status: a cancelled request
+    keeps its result and keeps counting against the quota.
+    """
+
+    __tablename__ = "hint_request"
+    __table_args__ = (
+        Index("ix_hint_request_student_problem", "student_id", "problem_id", "created_at"),
+        Index("ix_hint_request_status_created", "status", "created_at"),
+    )
+
+    id: int = Field(default_factory=new_public_id, sa_type=BigInteger, primary_key=True)
+    student_id: str = Field(max_length=255)
+    problem_id: str = Field(max_length=255)
+    hint_type: str = Field(max_length=16)
+    student_program: str = Field(sa_type=Text)
+    student_notebook: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+    reflection_question: str | None = Field(default=None, sa_type=Text)
+    reflection_answer: str | None = Field(default=None, sa_type=Text)
+    reflection_at: datetime | None = _time()
+
+    status: str = Field(default="pending", max_length=16)
+    job_finished_successfully: bool | None = Field(default=None, sa_type=Boolean)
+    returned_hint: str | None = Field(default=None, sa_type=Text)
+    generation_error_message: str | None = Field(default=None, sa_type=Text)
+    other_hint_data: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    returned_time: datetime | None = _time()
+    failure_reason: str | None = Field(default=None, sa_type=Text)
+
+    is_cancelled: bool = Field(default=False, sa_type=Boolean)
+    cancelled_at: datetime | None = _time()
+
+    is_hint_helpful: bool | None = Field(default=None, sa_type=Boolean)
+    rated_at: datetime | None = _time()
+
+    # Poll statistics for research, kept on the row (never a row per poll).
+    poll_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    first_polled_at: datetime | None = _time()
+    last_polled_at: datetime | None = _time()
+    result_returned_at: datetime | None = _time()
+
+
+class InstructorFeedbackRequest(SQLModel, table=True):
+    """A hint request escalated to the instructors, and its answer.
+
+    ``state`` is ``waiting`` (never assigned, or released), ``assigned`` (to
+    ``instructor_id`` since ``assigned_at``; an expired assignment counts as
+    waiting) or ``answered``. One escalation per hint request.
+    """
+
+    __tablename__ = "instructor_feedback_request"
+    __table_args__ = (
+        Index("ix_feedback_state_created", "state", "created_at"),
+        Index("ix_feedback_student_problem", "student_id", "problem_id", "created_at"),
+        Index("ix_feedback_instructor_state", "instructor_id", "state"),
+    )
+
+    id: int = Field(default_factory=new_public_id, sa_type=BigInteger, primary_key=True)
+    hint_request_id: int = Field(
+        sa_type=BigInteger, foreign_key="hint_request.id", unique=True, ondelete="CASCADE"
+    )
+    student_id: str = Field(max_length=255)
+    problem_id: str = Field(max_length=255)
+    student_email: str | None = Field(default=None, max_length=320)
+    student_notes: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+    state: str = Field(default="waiting", max_length=16)
+    instructor_id: str | None = Field(default=None, max_length=255)
+    assigned_at: datetime | None = _time()
+    instructor_feedback: str | None = Field(default=None, sa_type=Text)
+    answered_at: datetime | None = _time()
+    is_feedback_helpful: bool | None = Field(default=None, sa_type=Boolean)
+    rated_at: datetime | None = _time()
+
+
+def metadata():
+    """The metadata every table registers on (what Alembic compares against)."""
+    return SQLModel.metadata
