@@ -6,8 +6,6 @@ import os
 
 import typer
 
-from orchestrator.simulators.server import run_simulators
-
 
 def simulate(
     host: str = typer.Option("127.0.0.1", help="Address both simulators listen on."),
@@ -46,6 +44,8 @@ def simulate(
     """
     if callback_when not in ("reflection", "request"):
         raise typer.BadParameter("must be 'reflection' or 'request'", param_hint="--callback-when")
+    from orchestrator.simulators.server import run_simulators
+
     run_simulators(
         problems_port=problems_port,
         hint_port=hint_port,

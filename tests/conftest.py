@@ -1,0 +1,246 @@
+"""Shared fixtures: a real database per test, settings, an in-process client, a real server.
+
+The suite runs twice (see .ci/run): on SQLite (the default) and on PostgreSQL when
+``ORCHESTRATOR_TEST_DATABASE_URL`` names a PostgreSQL database. Tests marked
+``postgres`` skip in the SQLite pass. Under ``CI=true`` an unreachable PostgreSQL
+fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+from falcon import testing
+
+from orchestrator.api.app import create_app
+from orchestrator.runtime import build_runtime
+from orchestrator.settings import load_settings
+from orchestrator.store import schema
+from orchestrator.store.db import make_engine
+
+TEST_DATABASE_URL = os.environ.get("ORCHESTRATOR_TEST_DATABASE_URL", "").strip()
+BACKEND = "postgresql" if TEST_DATABASE_URL.startswith("postgres") else "sqlite"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_report_header(config) -> str:
+    return f"orchestrator test database: {BACKEND} ({TEST_DATABASE_URL or 'temporary files'})"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if BACKEND == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: runs in the PostgreSQL pass")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------- databases
+
+
+class PostgresServer:
+    """Creates and drops throwaway databases on the test server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.engine.make_url(url).set(drivername="postgresql+psycopg2")
+        self.admin = sa.create_engine(
+            self.url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+
+    def create(self, *, template: str | None = None) -> str:
+        name = f"orch_t_{uuid.uuid4().hex[:12]}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{clause}')
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = sa.engine.make_url(url).database
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    server = PostgresServer(TEST_DATABASE_URL)
+    try:
+        with server.admin.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        message = f"PostgreSQL at {TEST_DATABASE_URL} is unreachable: {exc.orig}"
+        if IN_CI:
+            pytest.exit(message, returncode=3)
+        pytest.skip(message)
+    yield server
+    server.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(postgres_server, tmp_path_factory) -> Iterator[str]:
+    """A database (PostgreSQL) or file (SQLite) migrated once, copied for each test."""
+    if postgres_server is None:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        schema.upgrade(engine)
+        engine.dispose()
+        yield str(path)
+        return
+    url = postgres_server.create()
+    engine = make_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    yield sa.engine.make_url(url).database
+    postgres_server.drop(url)
+
+
+@pytest.fixture
+def empty_database_url(postgres_server, tmp_path) -> Iterator[str]:
+    """A database with no tables at all."""
+    if postgres_server is None:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = postgres_server.create()
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.fixture
+def database_url(postgres_server, _migrated_template, tmp_path) -> Iterator[str]:
+    """A fresh database at the migration head, private to this test."""
+    if postgres_server is None:
+        path = tmp_path / "orchestrator.db"
+        shutil.copyfile(_migrated_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = postgres_server.create(template=_migrated_template)
+    yield url
+    postgres_server.drop(url)
+
+
+# --------------------------------------------------------------------------- settings and app
+
+
+@pytest.fixture
+def base_env(database_url, tmp_path) -> dict[str, str]:
+    """Environment variables for a service on this test's database, logging into tmp."""
+    return {
+        "DATABASE_URL": database_url,
+        "ORCHESTRATOR_LOG_DIR": str(tmp_path / "logs"),
+    }
+
+
+@pytest.fixture
+def make_settings(base_env, tmp_path):
+    def build(**overrides: str):
+        return load_settings({**base_env, **overrides}, env_dir=tmp_path)
+
+    return build
+
+
+@pytest.fixture
+def runtime(make_settings):
+    rt = build_runtime(make_settings())
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime) -> testing.TestClient:
+    return testing.TestClient(create_app(runtime.settings, runtime))
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class ServerProcess:
+    """A real ``orchestrator serve`` child process and where it logs."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.cwd = cwd
+        self.output_path = cwd / "serve-output.log"
+        self._output = open(self.output_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), *args],
+            env=env, cwd=cwd, stdout=self._output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        def healthy():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(healthy, timeout=timeout, message=f"serve on port {self.port}")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._output.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def serve_process(tmp_path, base_env):
+    """Start ``orchestrator serve`` processes; each is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "DB_"))}
+        full_env.pop("DATABASE_URL", None)
+        full_env.update(base_env)
+        full_env.update(env or {})
+        server = ServerProcess(list(args), full_env, tmp_path, free_port())
+        started.append(server)
+        if wait:
+            server.wait_healthy()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
