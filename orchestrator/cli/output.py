@@ -23,9 +23,9 @@ EXIT_CODES: list[tuple[type[errors.OrchestratorError], int]] = [
 
 
 def fail(message: str, *, code: int = 1, hint: str | None = None) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if hint:
-        err_console.print(hint, highlight=False)
+        err_console.print(hint, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
