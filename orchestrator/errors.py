@@ -67,6 +67,8 @@ class UpstreamError(OrchestratorError):
     """
 
     KINDS = ("unreachable", "timeout", "bad_status", "non_json", "bad_response")
+    # Seconds the upstream asked us to wait (its Retry-After header), if it did.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -85,3 +87,14 @@ class UpstreamError(OrchestratorError):
         self.kind = kind
         self.status = status
         self.upstream_body = upstream_body
+
+
+class UpstreamRejectedError(OrchestratorError):
+    """An upstream answered a client error (4xx) that is passed on to our caller as is.
+
+    ``status`` is the upstream's status (e.g. 404 for an unknown problem).
+    """
+
+    def __init__(self, message: str, *, status: int, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.status = status

@@ -71,3 +71,16 @@ def configure_logging(
         setattr(handler, _configured_marker, True)
         root.addHandler(handler)
     return path
+
+
+def quiet_logging() -> None:
+    """Silence the ``orchestrator`` loggers (the CLI reports errors itself)."""
+    root = logging.getLogger("orchestrator")
+    for handler in list(root.handlers):
+        if getattr(handler, _configured_marker, False):
+            root.removeHandler(handler)
+            handler.close()
+    null = logging.NullHandler()
+    setattr(null, _configured_marker, True)
+    root.addHandler(null)
+    root.propagate = False

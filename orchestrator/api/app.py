@@ -10,7 +10,7 @@ import falcon
 
 from orchestrator.api import errors
 from orchestrator.api.middleware import BodyLimit, RequestContext
-from orchestrator.api.resources import health
+from orchestrator.api.resources import health, problems
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.settings import Settings, load_settings
 
@@ -27,8 +27,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App
     app = falcon.App(middleware=middleware)
     # Paths keep their trailing slash (CONTRACT.md); "/x" and "/x/" are different routes.
     app.req_options.strip_url_path_trailing_slash = False
+    # Query parameters are passed upstream as they came, blank values included.
+    app.req_options.keep_blank_qs_values = True
     errors.install(app)
-    for area in (health,):
+    for area in (health, problems):
         area.register(app, runtime)
     return app
 

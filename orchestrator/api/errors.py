@@ -50,6 +50,8 @@ def error_body(message: str, detail=None) -> dict:
 def status_for(exc: errors.OrchestratorError) -> int:
     if isinstance(exc, errors.UpstreamError):
         return 504 if exc.kind == "timeout" else 502
+    if isinstance(exc, errors.UpstreamRejectedError):
+        return exc.status if 400 <= exc.status < 500 else 502
     for cls, status in _STATUS_BY_ERROR:
         if isinstance(exc, cls):
             return status

@@ -29,6 +29,28 @@ def json_object(req: falcon.Request) -> dict[str, Any]:
         raise ValidationError("The request body is not UTF-8 encoded") from None
     except ValueError as exc:
         raise ValidationError("The request body is not valid JSON", detail=str(exc)) from None
+    except RecursionError:
+        raise ValidationError("The request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValidationError("The request body must be a JSON object")
+    _check_strings(value)
     return value
+
+
+def _check_strings(value: Any) -> None:
+    """Refuse text that cannot be stored: lone surrogates (not UTF-8) and NUL characters."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValidationError("The request body contains a NUL character, which cannot be stored")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError("The request body contains text that is not valid Unicode") from None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import config, db, serve, simulate
+from orchestrator.cli import config, db, problems, serve, simulate
 from orchestrator.cli.state import State
+from orchestrator.logs import configure_logging, quiet_logging
 
 app = typer.Typer(
     name="orchestrator",
@@ -33,8 +36,15 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log what the command does (JSON lines on stderr)."
+    ),
 ) -> None:
     """Settings come from the environment and .env.local (or .env) in the working directory."""
+    if verbose:
+        configure_logging(level="DEBUG", log_dir=None, stream=sys.stderr)
+    else:
+        quiet_logging()
     ctx.obj = State()
 
 
@@ -42,3 +52,5 @@ app.command("serve")(serve.serve)
 app.command("migrate")(db.migrate)
 app.command("simulate")(simulate.simulate)
 app.command("config")(config.show_config)
+app.add_typer(problems.problems_app, name="problems")
+app.add_typer(problems.executions_app, name="executions")
