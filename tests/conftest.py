@@ -244,3 +244,57 @@ def serve_process(tmp_path, base_env):
     yield start
     for server in started:
         server.stop()
+
+
+# --------------------------------------------------------------------------- simulated upstreams
+
+
+class Simulators:
+    """Both simulators on free ports, and the settings that point the orchestrator at them."""
+
+    def __init__(self, problems, hints) -> None:
+        self.problems = problems
+        self.hints = hints
+        from orchestrator.simulators.server import upstream_environment
+
+        self.env = upstream_environment(problems, hints)
+
+    def set_faults(self, which: str, **faults) -> None:
+        server = self.problems if which == "problems" else self.hints
+        response = requests.put(f"{server.url}/_sim/faults", json=faults, timeout=5)
+        assert response.status_code == 200, response.text
+
+    def stats(self, which: str) -> dict:
+        server = self.problems if which == "problems" else self.hints
+        return requests.get(f"{server.url}/_sim/stats", timeout=5).json()
+
+
+@pytest.fixture
+def simulators() -> Iterator[Simulators]:
+    from orchestrator.simulators.server import start_simulators
+
+    problems, hints = start_simulators(execution_delay=0.2, hint_delay=0.2, case_timeout=2.0)
+    yield Simulators(problems, hints)
+    hints.stop()
+    problems.stop()
+
+
+# Short timeouts and no waiting between retries keep fault tests fast.
+FAST_UPSTREAM_ENV = {
+    "ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT": "1",
+    "ORCHESTRATOR_UPSTREAM_READ_TIMEOUT": "1",
+    "ORCHESTRATOR_UPSTREAM_RETRIES": "2",
+}
+
+
+@pytest.fixture
+def sim_runtime(make_settings, simulators):
+    rt = build_runtime(make_settings(**simulators.env, **FAST_UPSTREAM_ENV))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def sim_client(sim_runtime) -> testing.TestClient:
+    """An in-process client of an orchestrator whose upstreams are the simulators."""
+    return testing.TestClient(create_app(sim_runtime.settings, sim_runtime))
