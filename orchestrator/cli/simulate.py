@@ -18,6 +18,9 @@ def simulate(
     execution_delay: float = typer.Option(
         0.5, min=0.0, help="Seconds before an execution result is available."
     ),
+    case_timeout: float = typer.Option(
+        2.0, min=0.01, help="Seconds one test case may run; longer executions answer HTTP 500."
+    ),
     hint_delay: float = typer.Option(
         1.0, min=0.0, help="Seconds between the reflection (see --callback-when) and the hint callback."
     ),
@@ -27,6 +30,10 @@ def simulate(
     generation_failure_rate: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of hints reported as failed generations."
     ),
+    callback_attempts: int = typer.Option(
+        8, min=1, help="Attempts to deliver each hint callback (5xx and connection errors are retried)."
+    ),
+    seed: int = typer.Option(None, help="Seed of the random choices (failures, faults), for repeatable runs."),
     callback_token: str = typer.Option(
         None,
         envvar="ORCHESTRATOR_SERVICE_TOKEN",
@@ -52,7 +59,10 @@ def simulate(
         orchestrator_url=orchestrator_url,
         host=host,
         execution_delay=execution_delay,
+        case_timeout=case_timeout,
         hint_delay=hint_delay,
+        callback_attempts=callback_attempts,
+        seed=seed,
         callback_when=callback_when,
         generation_failure_rate=generation_failure_rate,
         callback_token=callback_token or os.environ.get("ORCHESTRATOR_SERVICE_TOKEN") or None,

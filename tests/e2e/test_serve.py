@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from conftest import free_port, wait_until
+from orchestrator.simulators.problem_handler import SOLUTIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +78,19 @@ def test_demo_runs_the_simulated_upstreams(serve_process):
     assert catalog.status_code == 200 and isinstance(catalog.json(), list) and catalog.json()
     faults = requests.get(f"http://127.0.0.1:{hint_port}/_sim/faults", timeout=5)
     assert faults.status_code == 200
+    # The orchestrator itself talks to them: catalog and an execution end to end.
+    via = requests.get(f"{server.url}/problems/programming_problems/", timeout=5)
+    assert via.status_code == 200 and via.json() == catalog.json()
+    started = requests.post(f"{server.url}/problems/execute_program/", timeout=5, json={
+        "problem_id": "sum_two", "student_id": "e2e", "student_program": SOLUTIONS["sum_two"]})
+    assert started.status_code == 200
+
+    def finished():
+        result = requests.get(f"{server.url}/problems/get_execution_result/", timeout=5,
+                              params={"execution_id": started.json()["execution_id"]}).json()
+        return result if result["job_finished"] else None
+
+    assert wait_until(finished, timeout=20, message="the demo execution")["correctness"] is True
     assert server.stop() == 0
     for port in (problems_port, hint_port):
         with pytest.raises(OSError):
