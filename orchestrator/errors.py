@@ -42,6 +42,14 @@ class QuotaExceededError(OrchestratorError):
     """The student's hint quota for this problem (or hint type) is used up."""
 
 
+class HintGenerationFailedError(OrchestratorError):
+    """A polled hint ended without a hint (the backend failed, or delivery gave up).
+
+    The contract answers this with a 500 (the clients treat any non-200 as a failed
+    hint and give the quota back in their UI); it is not a fault of the service.
+    """
+
+
 class AuthenticationError(OrchestratorError):
     """Credentials are missing or invalid."""
 

@@ -78,7 +78,8 @@ class Settings:
     upstream_read_timeout: float = 10.0
     upstream_retries: int = 2
     catalog_cache_seconds: float = 30.0
-    quota_profiles_dir: Path = Path("quota_profiles")
+    # None: ./quota_profiles when it exists, else the built-in default limits.
+    quota_profiles_dir: Path | None = None
     instructor_config: Path | None = None
     instructor_auth: str = "token"
     service_token: str | None = field(default=None, repr=False)
@@ -89,6 +90,11 @@ class Settings:
     smtp: SmtpSettings | None = None
     hint_result_deadline_seconds: int = 300
     reflection_deadline_seconds: int = 3600
+    delivery_max_attempts: int = 10
+    delivery_backoff_seconds: float = 1.0
+    delivery_backoff_max_seconds: float = 60.0
+    outbox_lease_seconds: float = 30.0
+    dispatcher_interval_seconds: float = 0.5
     auto_migrate: bool = False
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
@@ -159,7 +165,7 @@ def load_settings(
         upstream_read_timeout=env.number("ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 10.0),
         upstream_retries=env.integer("ORCHESTRATOR_UPSTREAM_RETRIES", 2, minimum=0),
         catalog_cache_seconds=env.number("ORCHESTRATOR_CATALOG_CACHE_SECONDS", 30.0, minimum=0.0),
-        quota_profiles_dir=Path(env.get("ORCHESTRATOR_QUOTA_PROFILES") or "quota_profiles"),
+        quota_profiles_dir=env.path("ORCHESTRATOR_QUOTA_PROFILES"),
         instructor_config=env.path("ORCHESTRATOR_INSTRUCTOR_CONFIG"),
         instructor_auth=env.choice("ORCHESTRATOR_INSTRUCTOR_AUTH", INSTRUCTOR_AUTH_MODES, "token"),
         service_token=env.secret("ORCHESTRATOR_SERVICE_TOKEN"),
@@ -174,6 +180,11 @@ def load_settings(
         reflection_deadline_seconds=env.integer(
             "ORCHESTRATOR_REFLECTION_DEADLINE_SECONDS", 3600, minimum=1
         ),
+        delivery_max_attempts=env.integer("ORCHESTRATOR_DELIVERY_MAX_ATTEMPTS", 10, minimum=1),
+        delivery_backoff_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_SECONDS", 1.0),
+        delivery_backoff_max_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
+        outbox_lease_seconds=_lease(env),
+        dispatcher_interval_seconds=env.number("ORCHESTRATOR_DISPATCHER_INTERVAL_SECONDS", 0.5),
         auto_migrate=env.boolean("ORCHESTRATOR_AUTO_MIGRATE", default=is_sqlite),
         log_dir=Path(env.get("ORCHESTRATOR_LOG_DIR") or "logs"),
         log_level=env.choice("ORCHESTRATOR_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
@@ -304,6 +315,19 @@ def _database_url(env: _Env) -> str:
         if env.get(orphan):
             raise ConfigError(f"{orphan} is set but DB_NAME is not; set DB_NAME (or DATABASE_URL)")
     return f"sqlite:///{(Path.cwd() / DEFAULT_SQLITE_FILE).resolve()}"
+
+
+def _lease(env: _Env) -> float:
+    lease = env.number("ORCHESTRATOR_OUTBOX_LEASE_SECONDS", 30.0)
+    longest_call = env.number("ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT", 3.0) + env.number(
+        "ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 10.0
+    )
+    if lease <= longest_call:
+        raise ConfigError(
+            f"ORCHESTRATOR_OUTBOX_LEASE_SECONDS ({lease:g}) must be longer than one upstream call "
+            f"(connect + read timeout = {longest_call:g} s), or deliveries would be taken over mid-call"
+        )
+    return lease
 
 
 def _cors_origins(env: _Env) -> tuple[str, ...]:

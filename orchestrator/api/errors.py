@@ -24,6 +24,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.OrchestratorError], int]] = [
     (errors.ConflictError, 409),
     (errors.QuotaExceededError, 429),
     (errors.DatabaseUnavailableError, 503),
+    (errors.HintGenerationFailedError, 500),
     (errors.SchemaNotCurrentError, 503),
 ]
 
@@ -60,7 +61,7 @@ def status_for(exc: errors.OrchestratorError) -> int:
 
 def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc, params) -> None:
     status = status_for(exc)
-    if status >= 500 and not isinstance(exc, errors.UpstreamError):
+    if status >= 500 and not isinstance(exc, (errors.UpstreamError, errors.HintGenerationFailedError)):
         log.warning("request failed: %s", exc.message, extra=_ids(req))
     resp.status = status
     resp.media = error_body(exc.message, exc.detail)

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import config, db, problems, serve, simulate
+from orchestrator.cli import config, db, hints, problems, serve, simulate, worker
 from orchestrator.cli.state import State
 from orchestrator.logs import configure_logging, quiet_logging
 
@@ -51,6 +51,10 @@ def main(
 app.command("serve")(serve.serve)
 app.command("migrate")(db.migrate)
 app.command("simulate")(simulate.simulate)
+app.command("worker")(worker.worker)
 app.command("config")(config.show_config)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(problems.executions_app, name="executions")
+app.add_typer(hints.quota_app, name="quota")
+app.add_typer(hints.hints_app, name="hints")
+app.add_typer(hints.outbox_app, name="outbox")

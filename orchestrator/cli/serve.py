@@ -46,12 +46,20 @@ def serve(
     ),
     problems_port: int = typer.Option(8002, min=1, max=65535, help="With --demo: Problem Handler simulator port."),
     hint_port: int = typer.Option(8001, min=1, max=65535, help="With --demo: AI Hint simulator port."),
+    no_dispatcher: bool = typer.Option(
+        False, "--no-dispatcher",
+        help="Do not run the outbox dispatcher here (run `orchestrator worker` elsewhere instead).",
+    ),
 ) -> None:
     """Run the HTTP API under gunicorn (default 127.0.0.1:8000).
 
     With no database configured the SQLite file orchestrator.db in the working
     directory is created and migrated; a PostgreSQL database must have been
-    migrated with `orchestrator migrate` first.
+    migrated with `orchestrator migrate` first. Quota profiles and every setting are
+    validated before anything starts.
+
+    Beside gunicorn it runs the outbox dispatcher (`orchestrator worker`), which
+    delivers hint requests to the AI Hint backend, and restarts it if it dies.
     """
     env = dict(os.environ)
     state = ctx.obj
@@ -75,6 +83,9 @@ def serve(
             )
             for sim_port in (problems_port, hint_port):
                 supervisor.wait_for_port("127.0.0.1", sim_port, timeout=15)
+        if not no_dispatcher:
+            supervisor.start("dispatcher", [sys.executable, "-m", "orchestrator", "worker"], env,
+                             restart=True)
         supervisor.start("gunicorn", gunicorn_command(
             host=host, port=port, workers=workers, threads=threads, timeout=timeout,
             graceful_timeout=graceful_timeout, keepalive=keepalive,
@@ -161,9 +172,15 @@ class Supervisor:
 
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
     _stopping: bool = False
+    _restart: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    _restart_at: dict[str, float] = field(default_factory=dict)
+    _restart_delay: dict[str, float] = field(default_factory=dict)
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def start(self, name: str, command: list[str], env: dict[str, str], *, restart: bool = False) -> None:
+        """Start a child; with ``restart`` it is started again (with backoff) whenever it dies."""
         self.children[name] = subprocess.Popen(command, env=env)
+        if restart:
+            self._restart[name] = (command, env)
 
     def wait_for_port(self, host: str, port: int, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -194,11 +211,28 @@ class Supervisor:
             code = main_child.poll()
             if code is not None:
                 return code if not self._stopping else 0
-            for name, child in self.children.items():
-                if name != main and child.poll() is not None and not self._stopping:
+            for name, child in list(self.children.items()):
+                if name == main or child.poll() is None or self._stopping:
+                    continue
+                if name in self._restart:
+                    self._maybe_restart(name, child.returncode)
+                else:
                     err_console.print(f"{name} exited with status {child.returncode}; stopping")
                     forward(signal.SIGTERM, None)
             time.sleep(0.2)
+
+    def _maybe_restart(self, name: str, code: int) -> None:
+        now = time.monotonic()
+        if name not in self._restart_at:
+            delay = min(30.0, self._restart_delay.get(name, 0.5) * 2)
+            self._restart_delay[name] = delay
+            self._restart_at[name] = now + delay
+            err_console.print(f"{name} exited with status {code}; restarting in {delay:.0f}s")
+            return
+        if now >= self._restart_at[name]:
+            del self._restart_at[name]
+            command, env = self._restart[name]
+            self.children[name] = subprocess.Popen(command, env=env)
 
     def stop_all(self, timeout: float = 35.0) -> None:
         for child in self.children.values():

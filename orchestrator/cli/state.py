@@ -26,4 +26,7 @@ class State:
 
     @cached_property
     def runtime(self) -> Runtime:
-        return build_runtime(self.settings)
+        try:
+            return build_runtime(self.settings)
+        except ConfigError as exc:
+            fail_with(exc)

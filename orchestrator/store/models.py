@@ -15,7 +15,8 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, Text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 HINT_TYPES = ("plan", "debug", "optimize")
@@ -43,8 +44,33 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores text without an offset, which
+    this type reads back as UTC, so both databases hand out the same values.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
 def _time(*, nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_type=DateTime(timezone=True), nullable=nullable, index=index)
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
 class ProgramExecution(SQLModel, table=True):
@@ -62,7 +88,7 @@ class ProgramExecution(SQLModel, table=True):
     student_program: str = Field(sa_type=Text)
     # The Problem Handler's id; null when the upstream could not start the execution.
     execution_id: int | None = Field(default=None, sa_type=BigInteger)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = _time()
     # null while running; false when the upstream failed or the run ended in an error.
     is_success: bool | None = Field(default=None, sa_type=Boolean)
@@ -93,7 +119,7 @@ class HintRequest(SQLModel, table=True):
     hint_type: str = Field(max_length=16)
     student_program: str = Field(sa_type=Text)
     student_notebook: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
     reflection_question: str | None = Field(default=None, sa_type=Text)
     reflection_answer: str | None = Field(default=None, sa_type=Text)
@@ -106,6 +132,14 @@ class HintRequest(SQLModel, table=True):
     other_hint_data: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     returned_time: datetime | None = _time()
     failure_reason: str | None = Field(default=None, sa_type=Text)
+    # When the status left "pending" (a backend result, or the orchestrator giving up).
+    finished_at: datetime | None = _time()
+    # When the AI Hint backend acknowledged the request and the reflection.
+    delivered_at: datetime | None = _time()
+    reflection_delivered_at: datetime | None = _time()
+    # A result that arrived after the orchestrator had failed the request (research only).
+    late_result: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    late_result_at: datetime | None = _time()
 
     is_cancelled: bool = Field(default=False, sa_type=Boolean)
     cancelled_at: datetime | None = _time()
@@ -143,7 +177,7 @@ class InstructorFeedbackRequest(SQLModel, table=True):
     problem_id: str = Field(max_length=255)
     student_email: str | None = Field(default=None, max_length=320)
     student_notes: str | None = Field(default=None, sa_type=Text)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
     state: str = Field(default="waiting", max_length=16)
     instructor_id: str | None = Field(default=None, max_length=255)
@@ -152,6 +186,40 @@ class InstructorFeedbackRequest(SQLModel, table=True):
     answered_at: datetime | None = _time()
     is_feedback_helpful: bool | None = Field(default=None, sa_type=Boolean)
     rated_at: datetime | None = _time()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to deliver to an upstream, committed with the change that caused it.
+
+    Messages with the same ``ordering_key`` are delivered strictly in ``id`` order: one
+    is claimable only when no earlier message of its key is still ``pending``.
+    ``status`` is ``pending``, ``delivered``, ``failed`` (gave up) or ``cancelled``
+    (its hint request ended before it was delivered). A claim is a lease
+    (``lease_owner`` until ``lease_expires_at``); an expired lease may be taken over,
+    so delivery is at least once.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_ordering_key", "ordering_key", "id"),
+        Index("ix_outbox_hint_request", "hint_request_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: str = Field(max_length=64)
+    ordering_key: str = Field(max_length=128)
+    hint_request_id: int | None = Field(default=None, sa_type=BigInteger)
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = _time()
+    last_attempt_at: datetime | None = _time()
+    last_error: str | None = Field(default=None, sa_type=Text)
+    delivered_at: datetime | None = _time()
 
 
 def metadata():

@@ -1,0 +1,421 @@
+"""The AI hint lifecycle: request, reflection, polling, result, rating, cancellation.
+
+Statuses of a HintRequest: ``pending`` until the AI Hint backend's result arrives
+(``succeeded`` or ``failed``) or the orchestrator gives up on it (``failed`` with a
+``failure_reason``: delivery gave up, or a deadline passed). Cancelling only sets a
+flag. Hand-over to the backend goes through the outbox (see ``service/outbox.py``),
+keyed ``hint:<id>`` so the reflection is never delivered before its request.
+
+The polling and listing paths (``poll_hint``, ``list_finished``, ``quota_left``) use
+SQLAlchemy Core: they are the hottest endpoints (PERFORMANCE_NOTES.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlmodel import Session
+
+from orchestrator.clients.hint_backend import HintBackendClient
+from orchestrator.errors import ConflictError, HintGenerationFailedError, NotFoundError, ValidationError
+from orchestrator.service import outbox, quotas
+from orchestrator.service.profiles import QuotaProfiles
+from orchestrator.store.db import Database
+from orchestrator.store.models import HINT_TYPES, HintRequest, utcnow
+
+_hints = HintRequest.__table__
+
+ADD_REQUEST = "hint.add_request"
+ADD_REFLECTION = "hint.add_reflection"
+
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+
+def ordering_key(request_id: int) -> str:
+    return f"hint:{request_id}"
+
+
+def _not_found(request_id: int) -> NotFoundError:
+    return NotFoundError(f"No hint request with id {request_id}", detail={"request_id": request_id})
+
+
+# ---------------------------------------------------------------------- student actions
+
+
+def request_hint(
+    db: Database, profiles: QuotaProfiles, *, student_id: str, problem_id: str, hint_type: str,
+    student_program: str, student_notebook: dict[str, Any] | None,
+) -> int:
+    """Accept a hint request within the quota and queue it for the backend; returns its id.
+
+    Owns its transaction: quota check, insert and outbox message commit together,
+    serialised per student and problem, so concurrent requests never pass the limit.
+
+    Raises:
+        ValidationError: unknown hint type.
+        QuotaExceededError: the overall or per-type limit is reached.
+    """
+    if hint_type not in HINT_TYPES:
+        raise ValidationError(
+            f"Unknown hint type {hint_type!r}; expected one of {', '.join(HINT_TYPES)}",
+            detail={"field": "hint_type"},
+        )
+    limits = profiles.limits_for(problem_id)
+    with db.scope(immediate=True) as session:
+        quotas.lock_student_problem(session, student_id=student_id, problem_id=problem_id)
+        status = quotas.quota_status(session, limits, student_id=student_id, problem_id=problem_id)
+        quotas.ensure_allowed(status, hint_type)
+        hint = HintRequest(
+            student_id=student_id, problem_id=problem_id, hint_type=hint_type,
+            student_program=student_program, student_notebook=student_notebook,
+        )
+        session.add(hint)
+        outbox.enqueue(session, kind=ADD_REQUEST, ordering_key=ordering_key(hint.id), hint_request_id=hint.id)
+        return hint.id
+
+
+def add_reflection(db: Database, *, request_id: int, question: str, answer: str) -> int:
+    """Store the student's reflection and queue it for the backend (after the request).
+
+    Sending the same reflection again changes nothing; a different one is refused.
+    A reflection on a request that has already ended (or was cancelled) is stored
+    but not sent.
+
+    Raises:
+        NotFoundError, ConflictError.
+    """
+    with db.scope(immediate=True) as session:
+        hint = _locked(session, request_id)
+        if hint.reflection_at is not None:
+            if (hint.reflection_question, hint.reflection_answer) == (question, answer):
+                return request_id
+            raise ConflictError(
+                "A different reflection was already recorded for this hint request",
+                detail={"request_id": request_id},
+            )
+        hint.reflection_question, hint.reflection_answer, hint.reflection_at = question, answer, utcnow()
+        session.add(hint)
+        if hint.status == PENDING and not hint.is_cancelled:
+            outbox.enqueue(session, kind=ADD_REFLECTION, ordering_key=ordering_key(request_id),
+                           hint_request_id=request_id)
+    return request_id
+
+
+def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:
+    """The poll answer, counting the poll on the row (one UPDATE ... RETURNING).
+
+    Raises:
+        NotFoundError: unknown id.
+        HintGenerationFailedError: the hint ended without a hint (answered as 500).
+    """
+    now = utcnow()
+    statement = (
+        update(_hints)
+        .where(_hints.c.id == request_id)
+        .values(
+            poll_count=_hints.c.poll_count + 1,
+            first_polled_at=_coalesce(_hints.c.first_polled_at, now),
+            last_polled_at=now,
+            result_returned_at=_case_finished(now),
+        )
+        .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason,
+                   _hints.c.generation_error_message)
+    )
+    with db.scope() as session:
+        row = session.connection().execute(statement).first()
+    if row is None:
+        raise _not_found(request_id)
+    status, hint, failure_reason, generation_error = row
+    if status == PENDING:
+        return {"request_id": request_id, "job_finished": False, "hint": None}
+    if status == SUCCEEDED:
+        return {"request_id": request_id, "job_finished": True, "hint": hint}
+    raise HintGenerationFailedError(
+        "The hint could not be generated",
+        detail={"request_id": request_id, "reason": failure_reason or generation_error or "generation failed"},
+    )
+
+
+def _coalesce(column, value):
+    from sqlalchemy import func
+
+    return func.coalesce(column, value)
+
+
+def _case_finished(now: datetime):
+    from sqlalchemy import case
+
+    return case(
+        (and_(_hints.c.status != PENDING, _hints.c.result_returned_at.is_(None)), now),
+        else_=_hints.c.result_returned_at,
+    )
+
+
+def list_finished(db: Database, *, student_id: str, problem_id: str) -> list[dict[str, Any]]:
+    """The student's finished, not cancelled hint requests for a problem, oldest first."""
+    query = (
+        select(_hints.c.id, _hints.c.hint_type, _hints.c.job_finished_successfully, _hints.c.returned_hint,
+               _hints.c.is_hint_helpful, _hints.c.created_at, _hints.c.returned_time, _hints.c.status)
+        .where(and_(_hints.c.student_id == student_id, _hints.c.problem_id == problem_id,
+                    _hints.c.status != PENDING, _hints.c.is_cancelled.is_(False)))
+        .order_by(_hints.c.created_at, _hints.c.id)
+    )
+    with db.scope() as session:
+        rows = session.connection().execute(query).all()
+    return [
+        {
+            "id": row.id,
+            "request_id": row.id,
+            "hint_type": row.hint_type,
+            "job_finished_successfully": row.status == SUCCEEDED,
+            "returned_hint": row.returned_hint,
+            "is_hint_helpful": row.is_hint_helpful,
+            "created_at": _iso(row.created_at),
+            "returned_time": _iso(row.returned_time),
+        }
+        for row in rows
+    ]
+
+
+def rate_hint(db: Database, *, request_id: int, is_hint_helpful: bool) -> None:
+    """Store (or change) the student's rating of a hint. Raises NotFoundError."""
+    with db.scope() as session:
+        changed = session.connection().execute(
+            update(_hints).where(_hints.c.id == request_id)
+            .values(is_hint_helpful=is_hint_helpful, rated_at=utcnow())
+        ).rowcount
+    if not changed:
+        raise _not_found(request_id)
+
+
+def cancel(db: Database, *, request_id: int) -> None:
+    """Hide a hint request from the student's list; it still counts. Idempotent. Raises NotFoundError."""
+    with db.scope() as session:
+        connection = session.connection()
+        connection.execute(
+            update(_hints).where(and_(_hints.c.id == request_id, _hints.c.is_cancelled.is_(False)))
+            .values(is_cancelled=True, cancelled_at=utcnow())
+        )
+        found = connection.execute(select(_hints.c.id).where(_hints.c.id == request_id)).first()
+    if found is None:
+        raise _not_found(request_id)
+
+
+def quota_left(db: Database, profiles: QuotaProfiles, *, student_id: str, problem_id: str) -> dict[str, Any]:
+    with db.scope() as session:
+        status = quotas.quota_status(
+            session, profiles.limits_for(problem_id), student_id=student_id, problem_id=problem_id
+        )
+    return status.as_dict(student_id, problem_id)
+
+
+def has_ever_requested(db: Database, *, student_id: str) -> bool:
+    with db.scope() as session:
+        return bool(session.connection().execute(
+            select(exists().where(_hints.c.student_id == student_id))
+        ).scalar())
+
+
+# ---------------------------------------------------------------------- the backend's callback
+
+
+def save_result(
+    db: Database, *, request_id: int, hint: str | None, job_finished_successfully: bool,
+    generation_error_message: str | None, other_hint_data: dict[str, Any] | None,
+) -> str:
+    """Store the AI Hint backend's result. Returns what happened: ``stored``,
+    ``duplicate`` (the same result again), or ``late`` (the orchestrator had already
+    failed the request; kept for research, the student's view is unchanged).
+
+    Raises:
+        ValidationError: a success without a hint.
+        NotFoundError: unknown id.
+        ConflictError: a different result for a request that already has one.
+    """
+    if job_finished_successfully and not (hint and hint.strip()):
+        raise ValidationError("A successful result needs a non-empty 'hint'", detail={"field": "hint"})
+    result = {
+        "hint": hint,
+        "job_finished_successfully": job_finished_successfully,
+        "generation_error_message": generation_error_message,
+        "other_hint_data": other_hint_data,
+    }
+    now = utcnow()
+    with db.scope(immediate=True) as session:
+        row = _locked(session, request_id)
+        if row.returned_time is not None:
+            if _same_result(row, result):
+                return "duplicate"
+            raise ConflictError(
+                "A different result was already stored for this hint request", detail={"request_id": request_id}
+            )
+        if row.status == FAILED:
+            if row.late_result is None:
+                row.late_result = {**result, "received_at": now.isoformat()}
+                row.late_result_at = now
+                session.add(row)
+                return "late"
+            if {k: row.late_result.get(k) for k in result} == result:
+                return "duplicate"
+            raise ConflictError(
+                "A different late result was already stored for this hint request",
+                detail={"request_id": request_id},
+            )
+        row.status = SUCCEEDED if job_finished_successfully else FAILED
+        row.job_finished_successfully = job_finished_successfully
+        row.returned_hint = hint
+        row.generation_error_message = generation_error_message
+        row.other_hint_data = other_hint_data
+        row.returned_time = row.finished_at = now
+        session.add(row)
+        outbox.cancel_pending(session, hint_request_id=request_id, reason="the hint request has a result")
+    return "stored"
+
+
+def _same_result(row: HintRequest, result: dict[str, Any]) -> bool:
+    return (
+        row.returned_hint == result["hint"]
+        and bool(row.job_finished_successfully) == result["job_finished_successfully"]
+        and row.generation_error_message == result["generation_error_message"]
+        and row.other_hint_data == result["other_hint_data"]
+    )
+
+
+# ---------------------------------------------------------------------- failure and deadlines
+
+
+def fail_request(session: Session, *, request_id: int, reason: str, now: datetime | None = None) -> bool:
+    """Mark a pending request failed (it stops counting against the quota and its poll
+    ends); cancel its undelivered messages. Returns False if it was no longer pending."""
+    now = now or utcnow()
+    changed = session.connection().execute(
+        update(_hints).where(and_(_hints.c.id == request_id, _hints.c.status == PENDING))
+        .values(status=FAILED, failure_reason=reason, finished_at=now, job_finished_successfully=False)
+    ).rowcount
+    if changed:
+        outbox.cancel_pending(session, hint_request_id=request_id, reason=f"hint request failed: {reason}")
+    return bool(changed)
+
+
+def expire_deadlines(
+    db: Database, *, result_deadline_seconds: float, reflection_deadline_seconds: float
+) -> int:
+    """Fail pending requests past a deadline: no result long after the reflection was
+    delivered, or no reflection long after the request. Returns how many."""
+    now = utcnow()
+    result_cutoff = now - timedelta(seconds=result_deadline_seconds)
+    reflection_cutoff = now - timedelta(seconds=reflection_deadline_seconds)
+    failed = 0
+    with db.scope() as session:
+        connection = session.connection()
+        no_result = connection.execute(
+            select(_hints.c.id).where(and_(_hints.c.status == PENDING,
+                                           _hints.c.reflection_delivered_at.is_not(None),
+                                           _hints.c.reflection_delivered_at < result_cutoff))
+        ).scalars().all()
+        no_reflection = connection.execute(
+            select(_hints.c.id).where(and_(_hints.c.status == PENDING, _hints.c.reflection_at.is_(None),
+                                           _hints.c.created_at < reflection_cutoff))
+        ).scalars().all()
+        for request_id in no_result:
+            failed += fail_request(session, request_id=request_id, now=now,
+                                   reason=f"no hint arrived within {result_deadline_seconds:g} s of the reflection")
+        for request_id in no_reflection:
+            failed += fail_request(session, request_id=request_id, now=now,
+                                   reason=f"no reflection within {reflection_deadline_seconds:g} s of the request")
+    return failed
+
+
+# ---------------------------------------------------------------------- delivery to the backend
+
+
+def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.Kind]:
+    """How the dispatcher hands hint requests and reflections to the AI Hint backend.
+
+    Bodies are built from the row at delivery time (not copied into the outbox), so a
+    10 MB notebook is stored once.
+    """
+
+    def load(message) -> HintRequest:
+        with db.scope() as session:
+            hint = session.get(HintRequest, message.hint_request_id)
+        if hint is None:
+            raise outbox.SkipDelivery("the hint request no longer exists")
+        if hint.status != PENDING:
+            raise outbox.SkipDelivery(f"the hint request is {hint.status}")
+        return hint
+
+    def deliver_request(message) -> None:
+        hint = load(message)
+        data: dict[str, Any] = {
+            "problem_id": hint.problem_id,
+            "student_program": hint.student_program,
+            "hint_type": hint.hint_type,
+        }
+        if hint.student_notebook is not None:
+            data["student_notebook"] = hint.student_notebook
+        client.add_request(hint.id, data)
+
+    def deliver_reflection(message) -> None:
+        hint = load(message)
+        client.add_reflection(hint.id, hint.reflection_question or "", hint.reflection_answer or "")
+
+    def delivered(column: str):
+        def mark(session: Session, message, now: datetime) -> None:
+            session.connection().execute(
+                update(_hints).where(_hints.c.id == message.hint_request_id).values({column: now})
+            )
+        return mark
+
+    def give_up(session: Session, message, reason: str, now: datetime) -> None:
+        fail_request(session, request_id=message.hint_request_id, now=now,
+                     reason=f"delivery to the hint backend failed after {message.attempts} attempts: {reason}")
+
+    return {
+        ADD_REQUEST: outbox.Kind(deliver_request, delivered("delivered_at"), give_up),
+        ADD_REFLECTION: outbox.Kind(deliver_reflection, delivered("reflection_delivered_at"), give_up),
+    }
+
+
+# ---------------------------------------------------------------------- operator views
+
+
+def list_hints(
+    session: Session, *, student_id: str | None = None, problem_id: str | None = None,
+    status: str | None = None, limit: int = 50,
+) -> list[HintRequest]:
+    query = select(HintRequest).order_by(HintRequest.created_at.desc(), HintRequest.id.desc())
+    if student_id is not None:
+        query = query.where(HintRequest.student_id == student_id)
+    if problem_id is not None:
+        query = query.where(HintRequest.problem_id == problem_id)
+    if status == "cancelled":
+        query = query.where(HintRequest.is_cancelled.is_(True))
+    elif status is not None:
+        query = query.where(HintRequest.status == status)
+    return list(session.exec(query.limit(limit)).scalars())
+
+
+def get_hint(session: Session, request_id: int) -> HintRequest:
+    hint = session.get(HintRequest, request_id)
+    if hint is None:
+        raise _not_found(request_id)
+    return hint
+
+
+def _locked(session: Session, request_id: int) -> HintRequest:
+    """The row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's write
+    lock is taken by the caller's immediate transaction)."""
+    query = select(HintRequest).where(HintRequest.id == request_id)
+    if session.connection().dialect.name == "postgresql":
+        query = query.with_for_update()
+    hint = session.exec(query).scalars().first()
+    if hint is None:
+        raise _not_found(request_id)
+    return hint
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

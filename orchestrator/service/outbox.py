@@ -1,0 +1,362 @@
+"""The transactional outbox and its dispatcher.
+
+An operation that must reach an upstream commits an :class:`OutboxMessage` in the
+same transaction as its own rows (:func:`enqueue`), and answers at once. A
+:class:`Dispatcher` (one per ``orchestrator serve``, or ``orchestrator worker``;
+any number may run against one database) then delivers each message:
+
+1. **Claim** (own transaction): due ``pending`` messages with no lease, or an
+   expired one, and no earlier ``pending`` message of the same ordering key; they
+   get a lease (owner + expiry) and their attempt is counted. PostgreSQL claims
+   with ``FOR UPDATE SKIP LOCKED`` so concurrent dispatchers never take the same
+   row; SQLite's ``BEGIN IMMEDIATE`` serialises claims.
+2. **Deliver** (no transaction open): the kind's handler calls the upstream.
+3. **Record** (own transaction): ``delivered``; or, after a transient failure, due
+   again after an exponential backoff with jitter (tenacity's wait strategy); or,
+   when the attempts are used up or the failure is permanent, ``failed``: its later
+   messages of the same key are cancelled and the kind's give-up hook runs (a hint
+   request is then marked failed).
+
+A process that dies mid-delivery leaves a lease that expires; the message is then
+claimed again, so delivery is at least once and never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
+
+from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, UpstreamError
+from orchestrator.store.db import Database
+from orchestrator.store.models import OutboxMessage, utcnow
+
+log = logging.getLogger("orchestrator.outbox")
+
+_outbox = OutboxMessage.__table__
+
+PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
+STATUSES = (PENDING, DELIVERED, FAILED, CANCELLED)
+
+
+class PermanentDeliveryError(Exception):
+    """The upstream refused the message in a way retrying cannot fix."""
+
+
+class SkipDelivery(Exception):
+    """The message no longer needs delivering (e.g. its hint request has ended)."""
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int = 10
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    lease_seconds: float = 30.0
+
+    def delay_after(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt (exponential, jittered)."""
+        state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempts
+        wait = wait_exponential_jitter(
+            initial=self.backoff_seconds, max=self.backoff_max_seconds, jitter=self.backoff_seconds
+        )
+        return min(wait(state), self.backoff_max_seconds)
+
+
+@dataclass
+class Kind:
+    """How to deliver one kind of message.
+
+    ``deliver(message)`` calls the upstream; it raises UpstreamError (transient
+    unless a 4xx), PermanentDeliveryError, or SkipDelivery. ``on_delivered`` and
+    ``on_give_up`` run inside the transaction that records the outcome.
+    """
+
+    deliver: Callable[[OutboxMessage], None]
+    on_delivered: Callable[[Session, OutboxMessage, datetime], None] | None = None
+    on_give_up: Callable[[Session, OutboxMessage, str, datetime], None] | None = None
+
+
+def enqueue(
+    session: Session, *, kind: str, ordering_key: str, hint_request_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> OutboxMessage:
+    """Add a message to the caller's transaction; it is delivered once that commits."""
+    message = OutboxMessage(kind=kind, ordering_key=ordering_key, hint_request_id=hint_request_id, payload=payload)
+    session.add(message)
+    return message
+
+
+def cancel_pending(session: Session, *, hint_request_id: int, reason: str) -> int:
+    """Cancel the undelivered messages of a hint request (it ended)."""
+    result = session.connection().execute(
+        update(_outbox)
+        .where(and_(_outbox.c.hint_request_id == hint_request_id, _outbox.c.status == PENDING))
+        .values(status=CANCELLED, last_error=reason, lease_owner=None, lease_expires_at=None)
+    )
+    return result.rowcount
+
+
+def is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, PermanentDeliveryError):
+        return True
+    return (
+        isinstance(exc, UpstreamError) and exc.kind == "bad_status" and exc.status is not None
+        and 400 <= exc.status < 500 and exc.status not in (408, 425, 429)
+    )
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, UpstreamError):
+        reason = exc.detail.get("reason") if isinstance(exc.detail, dict) else None
+        return f"{exc.upstream} {exc.kind}" + (f" ({reason})" if reason else "")
+    return f"{exc.__class__.__name__}: {exc}"[:500]
+
+
+@dataclass
+class Dispatcher:
+    """Claims and delivers outbox messages; also runs periodic housekeeping tasks."""
+
+    db: Database
+    kinds: dict[str, Kind]
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    batch_size: int = 16
+    threads: int = 4
+    periodic: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="outbox")
+        self._last_run: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ steps
+
+    def claim(self, limit: int | None = None) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages to this dispatcher (own transaction)."""
+        now = utcnow()
+        earlier = _outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.id)
+            .where(and_(earlier.c.ordering_key == _outbox.c.ordering_key,
+                        earlier.c.id < _outbox.c.id,
+                        earlier.c.status == PENDING))
+            .exists()
+        )
+        query = (
+            select(_outbox.c.id)
+            .where(and_(
+                _outbox.c.status == PENDING,
+                _outbox.c.next_attempt_at <= now,
+                or_(_outbox.c.lease_expires_at.is_(None), _outbox.c.lease_expires_at <= now),
+                ~blocked,
+            ))
+            .order_by(_outbox.c.id)
+            .limit(limit or self.batch_size)
+        )
+        with self.db.scope(immediate=True) as session:
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=_outbox)
+            ids = [row[0] for row in connection.execute(query)]
+            if not ids:
+                return []
+            connection.execute(
+                update(_outbox)
+                .where(_outbox.c.id.in_(ids))
+                .values(
+                    lease_owner=self.owner,
+                    lease_expires_at=now + timedelta(seconds=self.policy.lease_seconds),
+                    attempts=_outbox.c.attempts + 1,
+                    last_attempt_at=now,
+                )
+            )
+            messages = list(session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars())
+            return sorted(messages, key=lambda m: m.id)
+
+    def deliver(self, message: OutboxMessage) -> str:
+        """Deliver one claimed message and record the outcome; returns the new status."""
+        kind = self.kinds.get(message.kind)
+        started = time.perf_counter()
+        try:
+            if kind is None:
+                raise PermanentDeliveryError(f"no handler for message kind {message.kind!r}")
+            kind.deliver(message)
+        except SkipDelivery as exc:
+            return self._record_end(message, CANCELLED, f"not needed: {exc}", kind)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none escapes
+            reason = describe(exc)
+            if is_permanent(exc) or message.attempts >= self.policy.max_attempts:
+                log.warning(
+                    "giving up on %s message %s after %d attempts: %s", message.kind, message.id,
+                    message.attempts, reason,
+                    extra={"event": "outbox_give_up", "message_id": message.id, "kind": message.kind,
+                           "attempts": message.attempts},
+                )
+                return self._record_end(message, FAILED, reason, kind)
+            self._record_retry(message, reason)
+            log.info(
+                "delivery of %s message %s failed (attempt %d): %s", message.kind, message.id,
+                message.attempts, reason,
+                extra={"event": "outbox_retry", "message_id": message.id, "kind": message.kind,
+                       "attempts": message.attempts},
+            )
+            return PENDING
+        status = self._record_end(message, DELIVERED, None, kind)
+        log.info(
+            "delivered %s message %s", message.kind, message.id,
+            extra={"event": "outbox_delivered", "message_id": message.id, "kind": message.kind,
+                   "attempts": message.attempts,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+        )
+        return status
+
+    def run_once(self) -> int:
+        """One cycle: periodic tasks that are due, then one claimed batch. Returns messages handled."""
+        self._run_periodic()
+        messages = self.claim()
+        if not messages:
+            return 0
+        list(self._pool.map(self._deliver_safely, messages))
+        return len(messages)
+
+    def run_forever(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+        """Deliver until ``stop`` is set; a busy cycle goes straight on, an idle one waits."""
+        log.info("dispatcher %s started", self.owner, extra={"event": "dispatcher_start"})
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except DatabaseUnavailableError:
+                log.warning("database unavailable; dispatcher retrying", extra={"event": "dispatcher_db_down"})
+                handled = 0
+                stop.wait(min(5.0, interval * 4))
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("dispatcher cycle failed", extra={"event": "dispatcher_error"})
+                handled = 0
+                stop.wait(interval)
+            if not handled:
+                stop.wait(interval)
+        self._pool.shutdown(wait=True)
+        log.info("dispatcher %s stopped", self.owner, extra={"event": "dispatcher_stop"})
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ internals
+
+    def _deliver_safely(self, message: OutboxMessage) -> str | None:
+        try:
+            return self.deliver(message)
+        except OrchestratorError:
+            # Recording failed (database down): the lease expires and it is tried again.
+            log.warning("could not record delivery of message %s", message.id,
+                        extra={"event": "outbox_record_failed", "message_id": message.id})
+            return None
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for index, (every, task) in enumerate(self.periodic):
+            if now - self._last_run.get(index, -1e9) >= every:
+                self._last_run[index] = now
+                try:
+                    task()
+                except Exception:  # noqa: BLE001
+                    log.exception("periodic task failed", extra={"event": "dispatcher_task_error"})
+
+    def _record_retry(self, message: OutboxMessage, reason: str) -> None:
+        due = utcnow() + timedelta(seconds=self.policy.delay_after(message.attempts))
+        with self.db.scope() as session:
+            session.connection().execute(
+                update(_outbox)
+                .where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING,
+                            _outbox.c.lease_owner == self.owner))
+                .values(next_attempt_at=due, last_error=reason, lease_owner=None, lease_expires_at=None)
+            )
+
+    def _record_end(self, message: OutboxMessage, status: str, reason: str | None, kind: Kind | None) -> str:
+        now = utcnow()
+        with self.db.scope() as session:
+            connection = session.connection()
+            values: dict[str, Any] = {"status": status, "last_error": reason,
+                                      "lease_owner": None, "lease_expires_at": None}
+            if status == DELIVERED:
+                values["delivered_at"] = now
+            changed = connection.execute(
+                update(_outbox).where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING)).values(**values)
+            ).rowcount
+            if not changed:
+                return status  # someone else finished it (expired lease taken over); nothing more to do
+            if status == FAILED:
+                connection.execute(
+                    update(_outbox)
+                    .where(and_(_outbox.c.ordering_key == message.ordering_key,
+                                _outbox.c.id > message.id, _outbox.c.status == PENDING))
+                    .values(status=CANCELLED, last_error=f"message {message.id} before it failed")
+                )
+                if kind is not None and kind.on_give_up is not None:
+                    kind.on_give_up(session, message, reason or "delivery failed", now)
+            elif status == DELIVERED and kind is not None and kind.on_delivered is not None:
+                kind.on_delivered(session, message, now)
+        return status
+
+
+# ---------------------------------------------------------------------- operator views
+
+
+def list_messages(session: Session, *, statuses: tuple[str, ...] = (PENDING, FAILED), limit: int = 100
+                  ) -> list[OutboxMessage]:
+    query = select(OutboxMessage).where(OutboxMessage.status.in_(statuses)).order_by(OutboxMessage.id).limit(limit)
+    return list(session.exec(query).scalars())
+
+
+def messages_for_hint(session: Session, hint_request_id: int) -> list[OutboxMessage]:
+    query = select(OutboxMessage).where(OutboxMessage.hint_request_id == hint_request_id).order_by(OutboxMessage.id)
+    return list(session.exec(query).scalars())
+
+
+def counts(session: Session) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = session.connection().execute(select(_outbox.c.status, func.count()).group_by(_outbox.c.status))
+    result = {status: 0 for status in STATUSES}
+    result.update({status: count for status, count in rows})
+    return result
+
+
+def requeue(session: Session, message_id: int) -> list[int]:
+    """Make a failed (or cancelled) message and the messages cancelled after it due again.
+
+    Returns the ids re-queued. Raises NotFoundError / ConflictError.
+    """
+    from orchestrator.errors import ConflictError, NotFoundError
+
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFoundError(f"No outbox message with id {message_id}")
+    if message.status not in (FAILED, CANCELLED):
+        raise ConflictError(f"Message {message_id} is {message.status}; only failed or cancelled messages can be retried")
+    later = session.exec(
+        select(OutboxMessage).where(and_(OutboxMessage.ordering_key == message.ordering_key,
+                                         OutboxMessage.id > message.id,
+                                         OutboxMessage.status == CANCELLED))
+    ).scalars()
+    requeued = []
+    for item in [message, *later]:
+        item.status, item.attempts, item.next_attempt_at = PENDING, 0, utcnow()
+        item.lease_owner = item.lease_expires_at = None
+        item.last_error = None
+        session.add(item)
+        requeued.append(item.id)
+    return requeued
