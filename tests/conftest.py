@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -284,6 +285,9 @@ FAST_UPSTREAM_ENV = {
     "ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT": "1",
     "ORCHESTRATOR_UPSTREAM_READ_TIMEOUT": "1",
     "ORCHESTRATOR_UPSTREAM_RETRIES": "2",
+    "ORCHESTRATOR_DELIVERY_BACKOFF_SECONDS": "0.05",
+    "ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS": "0.3",
+    "ORCHESTRATOR_OUTBOX_LEASE_SECONDS": "3",
 }
 
 
@@ -298,3 +302,80 @@ def sim_runtime(make_settings, simulators):
 def sim_client(sim_runtime) -> testing.TestClient:
     """An in-process client of an orchestrator whose upstreams are the simulators."""
     return testing.TestClient(create_app(sim_runtime.settings, sim_runtime))
+
+
+class LiveApp:
+    """The app on a real HTTP server in a thread, so that simulators can call it back."""
+
+    def __init__(self, app) -> None:
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        class Threading(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+
+        self._server = make_server("127.0.0.1", 0, app, server_class=Threading, handler_class=Quiet)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class HintStack:
+    """An orchestrator (in-process client + live HTTP server), its dispatcher, and the simulators."""
+
+    def __init__(self, runtime, simulators, *, dispatcher: bool = True) -> None:
+        from orchestrator.service.dispatch import build_dispatcher
+
+        self.runtime = runtime
+        self.simulators = simulators
+        self.app = create_app(runtime.settings, runtime)
+        self.client = testing.TestClient(self.app)
+        self.live = LiveApp(self.app)
+        simulators.hints.simulator.configure({"callback_url": f"{self.live.url}/ai_hint/save/"})
+        self.dispatcher = build_dispatcher(runtime)
+        self._stop = threading.Event()
+        self._thread = None
+        if dispatcher:
+            self.start_dispatcher()
+
+    def start_dispatcher(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.dispatcher.run_forever, args=(self._stop,), kwargs={"interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop_dispatcher(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self._thread = None
+
+    def close(self) -> None:
+        self.stop_dispatcher()
+        self.dispatcher.close()
+        self.live.stop()
+
+
+@pytest.fixture
+def stack_env():
+    """Extra settings for the hint stack; a test may change them before using ``stack``."""
+    return {}
+
+
+@pytest.fixture
+def stack(make_settings, simulators, stack_env):
+    runtime = build_runtime(make_settings(**simulators.env, **FAST_UPSTREAM_ENV, **stack_env))
+    built = HintStack(runtime, simulators)
+    yield built
+    built.close()
+    runtime.close()
