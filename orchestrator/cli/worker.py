@@ -44,4 +44,5 @@ def worker(
     signal.signal(signal.SIGINT, request_stop)
     err_console.print(f"dispatcher {dispatcher.owner} delivering", highlight=False)
     dispatcher.run_forever(stop, interval=interval or settings.dispatcher_interval_seconds)
+    dispatcher.close()
     ctx.obj.runtime.close()

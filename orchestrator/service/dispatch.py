@@ -35,5 +35,6 @@ def build_dispatcher(runtime: Runtime, *, threads: int = 4) -> Dispatcher:
         kinds=hints.delivery_kinds(runtime.db, runtime.hint_backend),
         policy=policy,
         threads=threads,
-        periodic=[(min(DEADLINE_SWEEP_SECONDS, settings.hint_result_deadline_seconds / 2), sweep)],
+        periodic=[(min(DEADLINE_SWEEP_SECONDS, settings.hint_result_deadline_seconds / 2,
+                       settings.reflection_deadline_seconds / 2), sweep)],
     )

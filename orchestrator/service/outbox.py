@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
-from tenacity import RetryCallState, Retrying, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, UpstreamError
 from orchestrator.store.db import Database
@@ -70,8 +70,8 @@ class DeliveryPolicy:
         """Seconds to wait after the ``attempts``-th failed attempt (exponential, jittered)."""
         state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
         state.attempt_number = attempts
-        wait = wait_exponential_jitter(
-            initial=self.backoff_seconds, max=self.backoff_max_seconds, jitter=self.backoff_seconds
+        wait = wait_exponential(multiplier=self.backoff_seconds, max=self.backoff_max_seconds) + wait_random(
+            0, self.backoff_seconds
         )
         return min(wait(state), self.backoff_max_seconds)
 
@@ -248,7 +248,6 @@ class Dispatcher:
                 stop.wait(interval)
             if not handled:
                 stop.wait(interval)
-        self._pool.shutdown(wait=True)
         log.info("dispatcher %s stopped", self.owner, extra={"event": "dispatcher_stop"})
 
     def close(self) -> None:
@@ -263,7 +262,10 @@ class Dispatcher:
             # Recording failed (database down): the lease expires and it is tried again.
             log.warning("could not record delivery of message %s", message.id,
                         extra={"event": "outbox_record_failed", "message_id": message.id})
-            return None
+        except Exception:  # noqa: BLE001 - the lease expires and the message is tried again
+            log.exception("could not record delivery of message %s", message.id,
+                          extra={"event": "outbox_record_failed", "message_id": message.id})
+        return None
 
     def _run_periodic(self) -> None:
         now = time.monotonic()
