@@ -169,10 +169,18 @@ def client(runtime) -> testing.TestClient:
 # --------------------------------------------------------------------------- real processes
 
 
+_issued_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never the same twice in one test run."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
