@@ -35,6 +35,12 @@ def cli(monkeypatch, tmp_path):
         (["migrate"], "--show-current"),
         (["simulate"], "--hint-port"),
         (["config"], "--json"),
+        (["worker"], "--threads"),
+        (["problems"], "show"),
+        (["executions", "list"], "--student"),
+        (["quota"], "profiles"),
+        (["hints", "list"], "--status"),
+        (["outbox"], "retry"),
     ],
 )
 def test_every_command_has_help(cli, command, expected):
@@ -104,3 +110,8 @@ def test_serve_refuses_an_unmigrated_database(empty_database_url, tmp_path):
     )
     assert proc.returncode == 3
     assert "not migrated" in proc.stderr and "orchestrator migrate" in proc.stderr
+
+
+def test_worker_refuses_an_unmigrated_database(cli, empty_database_url):
+    result = cli("worker", env={"DATABASE_URL": empty_database_url})
+    assert result.exit_code == 3 and "orchestrator migrate" in result.output
