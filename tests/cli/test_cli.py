@@ -67,7 +67,7 @@ def test_migrate_creates_the_schema_then_is_a_no_op(cli, empty_database_url):
 
     first = cli("migrate", "--json", env=env)
     assert first.exit_code == 0, first.output
-    data = json.loads(first.output)
+    data = json.loads(first.stdout)
     assert data["before"] is None and data["current"] == schema.head_revision() and data["changed"]
 
     engine = sa.create_engine(empty_database_url.replace("postgresql://", "postgresql+psycopg2://"))
@@ -76,7 +76,7 @@ def test_migrate_creates_the_schema_then_is_a_no_op(cli, empty_database_url):
 
     second = cli("migrate", env=env)
     assert second.exit_code == 0 and "nothing to do" in second.output
-    assert json.loads(cli("migrate", "--json", env=env).output)["changed"] is False
+    assert json.loads(cli("migrate", "--json", env=env).stdout)["changed"] is False
     shown = cli("migrate", "--show-current", env=env)
     assert shown.exit_code == 0 and schema.head_revision() in shown.output and "up to date" in shown.output
     assert cli("migrate", "--check", env=env).exit_code == 0
@@ -93,7 +93,7 @@ def test_config_shows_settings_with_secrets_masked(cli):
     result = cli("config", "--json", env={"ORCHESTRATOR_SERVICE_TOKEN": secret,
                                          "DB_NAME": "hints", "DB_PASSWORD": "dbpass-hidden"})
     assert result.exit_code == 0
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["service_token"] == "***"
     assert secret not in result.output and "dbpass-hidden" not in result.output
     table = cli("config", env={"ORCHESTRATOR_SERVICE_TOKEN": secret})

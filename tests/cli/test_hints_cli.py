@@ -26,7 +26,7 @@ def cli(monkeypatch, tmp_path, base_env, simulators):
 
 def test_quota_show_matches_the_api(cli, stack):
     ask(stack.client, student="ann", hint_type="debug")
-    data = json.loads(cli("quota", "show", "ann", "sum_two", "--json").output)
+    data = json.loads(cli("quota", "show", "ann", "sum_two", "--json").stdout)
     api = stack.client.simulate_get("/ai_hint/quota_left/", params={"student_id": "ann", "problem_id": "sum_two"}).json
     assert data == api and data["used"]["debug"] == 1
     table = cli("quota", "show", "ann", "sum_two")
@@ -38,7 +38,7 @@ def test_quota_profiles_prints_patterns_and_validates(cli, tmp_path):
     d.mkdir()
     (d / "default.yaml").write_text("default: {plan: 2}\nproblems:\n  'exam_*': {overall: 1}\n")
     result = cli("quota", "profiles", "--json", "--problem", "exam_3", extra={"ORCHESTRATOR_QUOTA_PROFILES": str(d)})
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert [p["pattern"] for p in data["profiles"]] == ["(default)", "exam_*"]
     assert data["problem"]["overall"] == 1 and data["problem"]["plan"] == 2
     (d / "default.yaml").write_text("default: {plan: lots}\n")
@@ -51,12 +51,12 @@ def test_hints_list_and_show(cli, stack):
     reflect(stack.client, first)
     poll_until_done(stack.client, first)
     ask(stack.client, student="bob", problem="max_list")
-    listed = json.loads(cli("hints", "list", "--json").output)
+    listed = json.loads(cli("hints", "list", "--json").stdout)
     assert len(listed) == 2 and "student_program" not in listed[0]
-    assert [h["id"] for h in json.loads(cli("hints", "list", "--student", "ann", "--json").output)] == [first]
-    assert [h["student_id"] for h in json.loads(cli("hints", "list", "--status", "succeeded", "--json").output)] == ["ann"]
+    assert [h["id"] for h in json.loads(cli("hints", "list", "--student", "ann", "--json").stdout)] == [first]
+    assert [h["student_id"] for h in json.loads(cli("hints", "list", "--status", "succeeded", "--json").stdout)] == ["ann"]
     assert cli("hints", "list", "--status", "bogus").exit_code == 2
-    shown = json.loads(cli("hints", "show", str(first), "--json").output)
+    shown = json.loads(cli("hints", "show", str(first), "--json").stdout)
     assert shown["status"] == "succeeded" and [d["status"] for d in shown["deliveries"]] == ["delivered", "delivered"]
     text = cli("hints", "show", str(first))
     assert text.exit_code == 0 and "student program" in text.output and "delivery history" in text.output
@@ -69,14 +69,14 @@ def test_outbox_shows_failures_and_retry_requeues_them(stack_env, cli, stack):
     request_id = ask(stack.client).json["request_id"]
     reflect(stack.client, request_id)
     assert poll_until_done(stack.client, request_id).status_code == 500
-    data = json.loads(cli("outbox", "--json").output)
+    data = json.loads(cli("outbox", "--json").stdout)
     assert data["counts"]["failed"] == 1 and data["counts"]["cancelled"] == 1
     failed = [m for m in data["messages"] if m["status"] == "failed"][0]
     assert cli("outbox").exit_code == 0
     stack.stop_dispatcher()
     retried = cli("outbox", "retry", str(failed["id"]))
     assert retried.exit_code == 0 and "queued again" in retried.output
-    counts = json.loads(cli("outbox", "--json").output)["counts"]
+    counts = json.loads(cli("outbox", "--json").stdout)["counts"]
     assert counts["pending"] == 2 and counts["failed"] == 0
     again = cli("outbox", "retry", str(failed["id"]))
     assert again.exit_code == 1 and "only failed or cancelled" in again.output

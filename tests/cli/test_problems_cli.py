@@ -29,7 +29,7 @@ def test_problems_list_as_table_and_json(cli):
     assert table.exit_code == 0
     for problem_id in SOLUTIONS:
         assert problem_id in table.output
-    data = json.loads(cli("problems", "list", "--json").output)
+    data = json.loads(cli("problems", "list", "--json").stdout)
     assert {p["problem_id"] for p in data} >= set(SOLUTIONS)
 
 
@@ -37,7 +37,7 @@ def test_problems_show_renders_description_and_code(cli):
     shown = cli("problems", "show", "sum_two")
     assert shown.exit_code == 0
     assert "task description" in shown.output and "template code" in shown.output
-    data = json.loads(cli("problems", "show", "sum_two", "--json").output)
+    data = json.loads(cli("problems", "show", "sum_two", "--json").stdout)
     assert data["problem_id"] == "sum_two" and "template_code" in data
 
 
@@ -54,11 +54,11 @@ def test_executions_list_filters(cli, sim_client):
         assert sim_client.simulate_post("/problems/execute_program/", json={
             "problem_id": problem, "student_program": SOLUTIONS[problem], "student_id": student,
         }).status_code == 200
-    everything = json.loads(cli("executions", "list", "--json").output)
+    everything = json.loads(cli("executions", "list", "--json").stdout)
     assert len(everything) == 3
-    anns = json.loads(cli("executions", "list", "--student", "ann", "--json").output)
+    anns = json.loads(cli("executions", "list", "--student", "ann", "--json").stdout)
     assert {e["problem_id"] for e in anns} == {"sum_two", "max_list"}
-    ann_sum = json.loads(cli("executions", "list", "--student", "ann", "--problem", "sum_two", "--json").output)
+    ann_sum = json.loads(cli("executions", "list", "--student", "ann", "--problem", "sum_two", "--json").stdout)
     assert len(ann_sum) == 1 and ann_sum[0]["student_program"] == SOLUTIONS["sum_two"]
     table = cli("executions", "list", "--problem", "sum_two")
     assert table.exit_code == 0 and "bob" in table.output and "ann" in table.output
