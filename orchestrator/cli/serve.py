@@ -70,6 +70,12 @@ def serve(
     configure_logging(level=settings.log_level, log_dir=settings.log_dir, role="serve")
     _prepare_database(state.runtime.db.engine, settings)
     state.runtime.close()
+    if not settings.service_token:
+        err_console.print(
+            "[yellow]warning:[/] ORCHESTRATOR_SERVICE_TOKEN is not set: /ai_hint/save/ accepts any caller "
+            "on a loopback or private address. Set a token on shared networks.",
+            highlight=False, soft_wrap=True,
+        )
 
     supervisor = Supervisor()
     try:
