@@ -75,7 +75,7 @@ class Settings:
     database_url: str
     upstream: UpstreamUrls
     upstream_connect_timeout: float = 3.0
-    upstream_read_timeout: float = 10.0
+    upstream_read_timeout: float = 5.0
     upstream_retries: int = 2
     catalog_cache_seconds: float = 30.0
     # None: ./quota_profiles when it exists, else the built-in default limits.
@@ -162,7 +162,7 @@ def load_settings(
             hint_add_reflection=env.url("BACKEND_HINT_ADD_REFLECTION_URL"),
         ),
         upstream_connect_timeout=env.number("ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT", 3.0),
-        upstream_read_timeout=env.number("ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 10.0),
+        upstream_read_timeout=env.number("ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 5.0),
         upstream_retries=env.integer("ORCHESTRATOR_UPSTREAM_RETRIES", 2, minimum=0),
         catalog_cache_seconds=env.number("ORCHESTRATOR_CATALOG_CACHE_SECONDS", 30.0, minimum=0.0),
         quota_profiles_dir=env.path("ORCHESTRATOR_QUOTA_PROFILES"),
@@ -320,7 +320,7 @@ def _database_url(env: _Env) -> str:
 def _lease(env: _Env) -> float:
     lease = env.number("ORCHESTRATOR_OUTBOX_LEASE_SECONDS", 30.0)
     longest_call = env.number("ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT", 3.0) + env.number(
-        "ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 10.0
+        "ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 5.0
     )
     if lease <= longest_call:
         raise ConfigError(
