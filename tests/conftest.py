@@ -24,8 +24,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 from falcon import testing
+from typer.testing import CliRunner
 
 from orchestrator.api.app import create_app
+from orchestrator.cli.main import app as cli_app
 from orchestrator.runtime import build_runtime
 from orchestrator.settings import load_settings
 from orchestrator.store import schema
@@ -387,3 +389,25 @@ def stack(make_settings, simulators, stack_env):
     yield built
     built.close()
     runtime.close()
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def make_cli(monkeypatch, tmp_path):
+    """A CLI invoker in a clean working directory, with none of the service's variables
+    from the outer environment: only ``base`` plus what each call adds."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("ORCHESTRATOR_", "DB_", "BACKEND_", "NOTIFICATION_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+
+    def build(base: dict[str, str] | None = None):
+        def invoke(*args, env=None, extra=None):
+            merged = {**(base or {}), **(env or {}), **(extra or {})}
+            return CliRunner().invoke(cli_app, list(args), env=merged, catch_exceptions=False)
+
+        return invoke
+
+    return build

@@ -5,26 +5,12 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from orchestrator.cli.main import app
 from orchestrator.store import schema
 
-runner = CliRunner()
-
-
 @pytest.fixture
-def cli(monkeypatch, tmp_path):
-    """Invoke the CLI in a clean directory with only the given ORCHESTRATOR_/DB_ variables."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ORCHESTRATOR_", "DB_", "BACKEND_", "NOTIFICATION_")) or name == "DATABASE_URL":
-            monkeypatch.delenv(name)
-
-    def invoke(*args, env=None):
-        return runner.invoke(app, list(args), env=env or {}, catch_exceptions=False)
-
-    return invoke
+def cli(make_cli):
+    return make_cli()
 
 
 @pytest.mark.parametrize(

@@ -2,26 +2,12 @@ import json
 import os
 
 import pytest
-from typer.testing import CliRunner
 
 from api.test_hints import ask, poll_until_done, reflect
-from orchestrator.cli.main import app
-
-runner = CliRunner()
-
 
 @pytest.fixture
-def cli(monkeypatch, tmp_path, base_env, simulators):
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ORCHESTRATOR_", "DB_", "BACKEND_")) or name == "DATABASE_URL":
-            monkeypatch.delenv(name)
-    env = {**base_env, **simulators.env}
-
-    def invoke(*args, extra=None):
-        return runner.invoke(app, list(args), env={**env, **(extra or {})}, catch_exceptions=False)
-
-    return invoke
+def cli(make_cli, base_env, simulators):
+    return make_cli({**base_env, **simulators.env})
 
 
 def test_quota_show_matches_the_api(cli, stack):

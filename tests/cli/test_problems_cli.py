@@ -2,26 +2,12 @@ import json
 import os
 
 import pytest
-from typer.testing import CliRunner
 
-from orchestrator.cli.main import app
 from orchestrator.simulators.problem_handler import SOLUTIONS
 
-runner = CliRunner()
-
-
 @pytest.fixture
-def cli(monkeypatch, tmp_path, simulators, database_url):
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ORCHESTRATOR_", "DB_", "BACKEND_")) or name == "DATABASE_URL":
-            monkeypatch.delenv(name)
-    env = {"DATABASE_URL": database_url, **simulators.env, "ORCHESTRATOR_UPSTREAM_RETRIES": "0"}
-
-    def invoke(*args):
-        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
-
-    return invoke
+def cli(make_cli, simulators, database_url):
+    return make_cli({"DATABASE_URL": database_url, **simulators.env, "ORCHESTRATOR_UPSTREAM_RETRIES": "0"})
 
 
 def test_problems_list_as_table_and_json(cli):
