@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from orchestrator.clients import hint_backend, problem_handler
 from orchestrator.clients.hint_backend import HintBackendClient
+from orchestrator.clients.mailer import Mailer
 from orchestrator.clients.problem_handler import ProblemHandlerClient
+from orchestrator.service.instructor_config import InstructorConfig, load_instructor_config
+from orchestrator.service.notifications import Notifier
 from orchestrator.service.problems import CatalogCache
 from orchestrator.service.profiles import QuotaProfiles, load_profiles
 from orchestrator.settings import Settings
@@ -21,6 +24,9 @@ class Runtime:
     hint_backend: HintBackendClient
     catalog: CatalogCache
     quota_profiles: QuotaProfiles
+    instructor_config: InstructorConfig
+    mailer: Mailer | None
+    notifier: Notifier
 
     def close(self) -> None:
         self.problem_handler.close()
@@ -32,8 +38,10 @@ def build_runtime(settings: Settings) -> Runtime:
     """Build the collaborators every operation needs. Opens no connection yet.
 
     Raises:
-        ConfigError: a quota profile is invalid.
+        ConfigError: a quota profile or the instructor configuration is invalid.
     """
+    instructor_config = load_instructor_config(settings.instructor_config)
+    mailer = Mailer(settings.smtp, timeout=settings.upstream_read_timeout) if settings.smtp else None
     return Runtime(
         settings=settings,
         db=Database(make_engine(settings.database_url)),
@@ -41,4 +49,7 @@ def build_runtime(settings: Settings) -> Runtime:
         hint_backend=hint_backend.build(settings),
         catalog=CatalogCache(settings.catalog_cache_seconds),
         quota_profiles=load_profiles(settings.quota_profiles_dir),
+        instructor_config=instructor_config,
+        mailer=mailer,
+        notifier=Notifier(instructor_config, enabled=mailer is not None),
     )

@@ -1,4 +1,4 @@
-"""Who may call what: the AI Hint backend's service credential.
+"""Who may call what: the AI Hint backend's service credential and instructor credentials.
 
 ``/ai_hint/save/`` accepts only the AI Hint backend. With ``ORCHESTRATOR_SERVICE_TOKEN``
 set it must present ``Authorization: Bearer <token>`` (compared in constant time);
@@ -8,12 +8,16 @@ the socket's peer, or on ``X-Forwarded-For`` when that peer is a trusted proxy.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import ipaddress
 
 import falcon
 
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
+from orchestrator.service.credentials import authenticate
+from orchestrator.store.db import Database
 from orchestrator.settings import Settings
 
 
@@ -71,3 +75,59 @@ def _in(address: str, networks) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+INSTRUCTOR_CHALLENGES = ('Bearer realm="orchestrator instructors"', 'Basic realm="orchestrator instructors"')
+
+
+class InstructorAuthenticationError(AuthenticationError):
+    """401 that asks for an instructor credential (Bearer or Basic)."""
+
+
+def authenticated_instructor(req: falcon.Request, settings: Settings, db: Database) -> str | None:
+    """The instructor id the request's credential belongs to; None when instructor
+    authentication is off (``ORCHESTRATOR_INSTRUCTOR_AUTH=none``).
+
+    Accepts ``Authorization: Bearer <token>`` or HTTP Basic with the instructor id as
+    user name and the token as password (so a browser-served page can use it).
+
+    Raises:
+        InstructorAuthenticationError: no credential, or not a valid one.
+    """
+    if settings.instructor_auth == "none":
+        return None
+    header = req.get_header("Authorization") or ""
+    scheme, _, value = header.partition(" ")
+    claimed: str | None = None
+    if scheme.lower() == "bearer" and value.strip():
+        token = value.strip()
+    elif scheme.lower() == "basic" and value.strip():
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InstructorAuthenticationError("The instructor credential is malformed") from None
+        claimed, _, token = decoded.partition(":")
+    else:
+        raise InstructorAuthenticationError("This endpoint needs an instructor credential")
+    with db.scope() as session:
+        instructor_id = authenticate(session, token)
+    if instructor_id is None or (claimed is not None and claimed != instructor_id):
+        raise InstructorAuthenticationError("The instructor credential is not valid")
+    return instructor_id
+
+
+def require_instructor(req: falcon.Request, settings: Settings, db: Database, claimed_id: str | None) -> str | None:
+    """Authenticate and check that the request acts for the authenticated instructor.
+
+    Returns the acting instructor's id (the claimed one when authentication is off).
+
+    Raises:
+        InstructorAuthenticationError (401), PermissionDeniedError (403).
+    """
+    instructor_id = authenticated_instructor(req, settings, db)
+    if instructor_id is None:
+        return claimed_id
+    if claimed_id is not None and str(claimed_id) != instructor_id:
+        raise PermissionDeniedError("An instructor may act only as themself",
+                                    detail={"authenticated_as": instructor_id})
+    return instructor_id

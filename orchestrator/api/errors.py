@@ -13,6 +13,7 @@ import logging
 import falcon
 
 from orchestrator import errors
+from orchestrator.api.auth import INSTRUCTOR_CHALLENGES, InstructorAuthenticationError
 
 log = logging.getLogger("orchestrator.api")
 
@@ -66,7 +67,11 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc, params)
     resp.status = status
     resp.media = error_body(exc.message, exc.detail)
     if status == 401:
-        resp.set_header("WWW-Authenticate", 'Bearer realm="orchestrator"')
+        if isinstance(exc, InstructorAuthenticationError):
+            for challenge in INSTRUCTOR_CHALLENGES:
+                resp.append_header("WWW-Authenticate", challenge)
+        else:
+            resp.set_header("WWW-Authenticate", 'Bearer realm="orchestrator"')
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc, params) -> None:

@@ -54,6 +54,14 @@ def identifier(body: dict[str, Any], name: str, *, optional: bool = False) -> st
     return string(body, name, max_length=ID_MAX_LENGTH, optional=optional)
 
 
+def loose_id(body: dict[str, Any], name: str) -> str:
+    """An id that clients send as a string or a number (instructor ids); returned as a string."""
+    value = body.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return identifier(body, name)
+
+
 def integer_id(body: dict[str, Any], name: str) -> int:
     """A numeric id sent as a JSON integer."""
     value = body.get(name, _MISSING)

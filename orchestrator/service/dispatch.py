@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.service import hints
+from orchestrator.service import hints, notifications
 from orchestrator.service.outbox import DeliveryPolicy, Dispatcher
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ def build_dispatcher(runtime: Runtime, *, threads: int = 4) -> Dispatcher:
 
     return Dispatcher(
         runtime.db,
-        kinds=hints.delivery_kinds(runtime.db, runtime.hint_backend),
+        kinds={**hints.delivery_kinds(runtime.db, runtime.hint_backend),
+               **notifications.delivery_kinds(runtime.mailer)},
         policy=policy,
         threads=threads,
         periodic=[(min(DEADLINE_SWEEP_SECONDS, settings.hint_result_deadline_seconds / 2,

@@ -55,6 +55,10 @@ class PermanentDeliveryError(Exception):
     """The upstream refused the message in a way retrying cannot fix."""
 
 
+class RetryLater(Exception):
+    """A failure worth another attempt, whatever status it carries."""
+
+
 class SkipDelivery(Exception):
     """The message no longer needs delivering (e.g. its hint request has ended)."""
 

@@ -222,6 +222,24 @@ class OutboxMessage(SQLModel, table=True):
     delivered_at: datetime | None = _time()
 
 
+class InstructorToken(SQLModel, table=True):
+    """A credential issued to an instructor. Only a SHA-256 of the token is stored
+    (tokens are 256-bit random values, so a fast hash is enough); ``prefix`` lets an
+    operator tell tokens apart without revealing them."""
+
+    __tablename__ = "instructor_token"
+    __table_args__ = (Index("ix_instructor_token_instructor", "instructor_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instructor_id: str = Field(max_length=255)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    label: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = _time()
+    revoked_at: datetime | None = _time()
+
+
 def metadata():
     """The metadata every table registers on (what Alembic compares against)."""
     return SQLModel.metadata

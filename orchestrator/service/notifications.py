@@ -1,0 +1,63 @@
+"""E-mail notifications, delivered through the outbox.
+
+Each e-mail is an outbox message (kind ``email``, one per recipient, rendered when the
+event happens) committed with the change that caused it; the dispatcher sends it with
+retries and backoff. A slow or failing SMTP server therefore never slows or fails an
+API call. With no SMTP settings, nothing is queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from orchestrator.clients.mailer import Mailer
+from orchestrator.errors import UpstreamError
+from orchestrator.service import outbox
+from orchestrator.service.instructor_config import InstructorConfig
+
+EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class Notifier:
+    config: InstructorConfig
+    enabled: bool
+
+    def queue_changed(self, session: Session, *, waiting: int, assigned: int) -> int:
+        """Tell every instructor the queue counts (a new escalation, an answer)."""
+        subject, body = self.config.instructor_email.render(
+            n_unprocessed_requests=waiting, n_inprocessing_requests=assigned
+        )
+        return sum(self._enqueue(session, address, subject, body) for address in self.config.emails)
+
+    def student_answered(self, session: Session, *, address: str | None, problem_id: str) -> int:
+        """Tell the student (if they gave an address) that an instructor answered."""
+        if not address:
+            return 0
+        subject, body = self.config.student_email.render(problem_id=problem_id)
+        return self._enqueue(session, address, subject, body)
+
+    def _enqueue(self, session: Session, address: str, subject: str, body: str) -> int:
+        if not self.enabled:
+            return 0
+        outbox.enqueue(session, kind=EMAIL, ordering_key=f"email:{uuid.uuid4().hex}",
+                       payload={"to": [address], "subject": subject, "body": body})
+        return 1
+
+
+def delivery_kinds(mailer: Mailer | None) -> dict[str, outbox.Kind]:
+    def deliver(message) -> None:
+        if mailer is None:
+            raise outbox.PermanentDeliveryError("e-mail is not configured (ORCHESTRATOR_SMTP_HOST)")
+        payload = message.payload or {}
+        try:
+            mailer.send(to=list(payload["to"]), subject=payload["subject"], body=payload["body"])
+        except UpstreamError as exc:
+            if exc.status is not None and 500 <= exc.status < 600:
+                raise outbox.PermanentDeliveryError(f"the mail server refused it (SMTP {exc.status})") from exc
+            raise outbox.RetryLater(outbox.describe(exc)) from exc
+
+    return {EMAIL: outbox.Kind(deliver)}
