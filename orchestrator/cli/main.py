@@ -7,7 +7,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import config, db, hints, problems, serve, simulate, worker
+from orchestrator.cli import config, db, feedback, hints, instructors, problems, serve, simulate, worker
 from orchestrator.cli.state import State
 from orchestrator.logs import configure_logging, quiet_logging
 
@@ -58,3 +58,5 @@ app.add_typer(problems.executions_app, name="executions")
 app.add_typer(hints.quota_app, name="quota")
 app.add_typer(hints.hints_app, name="hints")
 app.add_typer(hints.outbox_app, name="outbox")
+app.add_typer(instructors.instructors_app, name="instructors")
+app.add_typer(feedback.feedback_app, name="feedback")

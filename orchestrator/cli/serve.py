@@ -70,6 +70,12 @@ def serve(
     configure_logging(level=settings.log_level, log_dir=settings.log_dir, role="serve")
     _prepare_database(state.runtime.db.engine, settings)
     state.runtime.close()
+    if settings.instructor_auth == "none":
+        err_console.print(
+            "[yellow]warning:[/] ORCHESTRATOR_INSTRUCTOR_AUTH=none: the instructor endpoints accept anyone "
+            "who can reach this service. Use it on a closed network only.",
+            highlight=False, soft_wrap=True,
+        )
     if not settings.service_token:
         err_console.print(
             "[yellow]warning:[/] ORCHESTRATOR_SERVICE_TOKEN is not set: /ai_hint/save/ accepts any caller "

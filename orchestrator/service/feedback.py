@@ -316,6 +316,20 @@ def full_item(row, hint, config: InstructorConfig, *, name: str, description: st
     }
 
 
+def describe(
+    db: Database, config: InstructorConfig, *, problem_client, catalog, instructor_request_id: int, full: bool
+) -> dict[str, Any]:
+    """The work item (``full=False``: the fetch_request object) or the show_request
+    object, with the problem's name and description from the catalog when it answers."""
+    from orchestrator.service.problems import problem_summary
+
+    row, hint = request_details(db, instructor_request_id=instructor_request_id)
+    name, description = problem_summary(client=problem_client, cache=catalog, problem_id=row.problem_id)
+    if full:
+        return full_item(row, hint, config, name=name, description=description)
+    return work_item(row, hint, name=name, description=description)
+
+
 def _locked(session: Session, instructor_request_id: int) -> InstructorFeedbackRequest:
     query = select(InstructorFeedbackRequest).where(InstructorFeedbackRequest.id == instructor_request_id)
     if session.connection().dialect.name == "postgresql":

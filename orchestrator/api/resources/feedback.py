@@ -5,7 +5,7 @@ from orchestrator.api.auth import require_instructor
 from orchestrator.api.media import json_object
 from orchestrator.errors import ValidationError
 from orchestrator.runtime import Runtime
-from orchestrator.service import feedback, problems
+from orchestrator.service import feedback
 
 EMAIL_MAX = 320
 
@@ -29,12 +29,8 @@ class _Resource:
         return require_instructor(req, self._rt.settings, self._rt.db, claimed)
 
     def _describe(self, instructor_request_id: int, *, full: bool) -> dict:
-        row, hint = feedback.request_details(self._rt.db, instructor_request_id=instructor_request_id)
-        name, description = problems.problem_summary(
-            client=self._rt.problem_handler, cache=self._rt.catalog, problem_id=row.problem_id)
-        if full:
-            return feedback.full_item(row, hint, self._rt.instructor_config, name=name, description=description)
-        return feedback.work_item(row, hint, name=name, description=description)
+        return feedback.describe(self._rt.db, self._rt.instructor_config, problem_client=self._rt.problem_handler,
+                                 catalog=self._rt.catalog, instructor_request_id=instructor_request_id, full=full)
 
 
 class AddRequest(_Resource):
