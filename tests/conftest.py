@@ -411,3 +411,83 @@ def make_cli(monkeypatch, tmp_path):
         return invoke
 
     return build
+
+
+# --------------------------------------------------------------------------- e-mail and instructors
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives.
+
+    ``start()`` may be called after ``stop()`` to bring "the mail server" back on the same port.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[dict] = []
+        self._controller = None
+
+    def start(self) -> "MailSink":
+        from email import message_from_bytes, policy
+
+        from aiosmtpd.controller import Controller
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                parsed = message_from_bytes(envelope.content, policy=policy.default)
+                sink.messages.append({
+                    "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                    "subject": str(parsed["Subject"]), "body": parsed.get_content(),
+                })
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ORCHESTRATOR_SMTP_HOST": "127.0.0.1", "ORCHESTRATOR_SMTP_PORT": str(self.port),
+                "ORCHESTRATOR_SMTP_TLS": "none", "ORCHESTRATOR_SMTP_FROM": "hints@course.example"}
+
+
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+INSTRUCTORS_YAML = """\
+instructors:
+  - {id: 1, name: Ada Lovelace, email: ada@course.example}
+  - {id: 2, name: Grace Hopper, email: grace@course.example}
+feedback_timeout: 30
+instructor_notification_email:
+  subject: "{n_unprocessed_requests} escalations waiting"
+  body: "Waiting: {n_unprocessed_requests}. In progress: {n_inprocessing_requests}."
+student_notification_email:
+  subject: "Your question on {problem_id} was answered"
+  body: "An instructor answered your question on {problem_id}."
+"""
+
+
+@pytest.fixture
+def instructors_file(tmp_path) -> Path:
+    path = tmp_path / "instructors.yaml"
+    path.write_text(INSTRUCTORS_YAML)
+    return path
+
+
+def issue_token(runtime, instructor_id: str) -> str:
+    from orchestrator.service.credentials import issue_token as issue
+
+    with runtime.db.scope() as session:
+        return issue(session, runtime.instructor_config, instructor_id=instructor_id).token

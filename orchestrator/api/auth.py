@@ -109,7 +109,8 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
         claimed, _, token = decoded.partition(":")
     else:
         raise InstructorAuthenticationError("This endpoint needs an instructor credential")
-    with db.scope() as session:
+    # Immediate: the check may also write last_used_at (read-then-write on SQLite).
+    with db.scope(immediate=True) as session:
         instructor_id = authenticate(session, token)
     if instructor_id is None or (claimed is not None and claimed != instructor_id):
         raise InstructorAuthenticationError("The instructor credential is not valid")

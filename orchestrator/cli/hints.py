@@ -211,7 +211,7 @@ def outbox_retry(
     arrives is kept as a late result.
     """
     try:
-        with ctx.obj.runtime.db.scope() as session:
+        with ctx.obj.runtime.db.scope(immediate=True) as session:
             requeued = outbox_service.requeue(session, message_id)
     except OrchestratorError as exc:
         fail_with(exc)

@@ -308,7 +308,7 @@ def expire_deadlines(
     result_cutoff = now - timedelta(seconds=result_deadline_seconds)
     reflection_cutoff = now - timedelta(seconds=reflection_deadline_seconds)
     failed = 0
-    with db.scope() as session:
+    with db.scope(immediate=True) as session:
         connection = session.connection()
         no_result = connection.execute(
             select(_hints.c.id).where(and_(_hints.c.status == PENDING,
