@@ -180,14 +180,19 @@ def fetch_next(db: Database, config: InstructorConfig, *, instructor_id: str) ->
         )
         if postgres:
             candidate = candidate.with_for_update(skip_locked=True)
-        chosen = connection.execute(candidate).first()
-        if chosen is None:
-            return None
-        changed = connection.execute(
-            update(_feedback).where(and_(_feedback.c.id == chosen[0], _available(cutoff)))
-            .values(state=ASSIGNED, instructor_id=instructor_id, assigned_at=now)
-        ).rowcount
-        return chosen[0] if changed else None
+        for _ in range(5):
+            chosen = connection.execute(candidate).first()
+            if chosen is None:
+                return None
+            # The condition is checked again as the row is written: if another
+            # instructor's assignment committed in between, look for the next one.
+            changed = connection.execute(
+                update(_feedback).where(and_(_feedback.c.id == chosen[0], _available(cutoff)))
+                .values(state=ASSIGNED, instructor_id=instructor_id, assigned_at=now)
+            ).rowcount
+            if changed:
+                return chosen[0]
+        return None
 
 
 def save_answer(
