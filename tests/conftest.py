@@ -404,9 +404,9 @@ def make_cli(monkeypatch, tmp_path):
             monkeypatch.delenv(name)
 
     def build(base: dict[str, str] | None = None):
-        def invoke(*args, env=None, extra=None):
+        def invoke(*args, env=None, extra=None, input=None):
             merged = {**(base or {}), **(env or {}), **(extra or {})}
-            return CliRunner().invoke(cli_app, list(args), env=merged, catch_exceptions=False)
+            return CliRunner().invoke(cli_app, list(args), env=merged, input=input, catch_exceptions=False)
 
         return invoke
 

@@ -231,8 +231,10 @@ def _render(item: dict[str, Any]) -> None:
     console.print(Panel(Syntax(item.get("student_program") or "", "python", line_numbers=True),
                         title="student program", title_align="left"))
     if item.get("reflection_question") is not None:
-        console.print(Panel(f"[bold]{item['reflection_question']}[/]\n{item.get('reflection_answer') or '[dim](empty)[/]'}",
-                            title="reflection", title_align="left"))
+        reflection = f"[bold]{item['reflection_question']}[/]\n{item.get('reflection_answer') or '[dim](empty)[/]'}"
+    else:
+        reflection = "[dim](the student did not reflect)[/]"
+    console.print(Panel(reflection, title="reflection", title_align="left"))
     console.print(Panel(item.get("ai_hint") or "[dim](no hint)[/]", title="AI hint", title_align="left"))
     console.print(Panel(item.get("student_notes") or "[dim](none)[/]", title="student notes", title_align="left"))
     if item.get("instructor_feedback"):
