@@ -1,18 +1,22 @@
 # The orchestrator as a container: gunicorn behind `orchestrator serve`, as a non-root user.
 #   docker build -t orchestrator .
-#   docker run -e DATABASE_URL=postgresql://... -e ORCHESTRATOR_MIGRATE_ON_START=true -p 8000:8000 orchestrator
+#   docker run -e DATABASE_URL=postgresql://... -e ORCHESTRATOR_MIGRATE_ON_START=true \
+#       -v $PWD/instructors.yaml:/etc/orchestrator/instructors.yaml \
+#       -e ORCHESTRATOR_INSTRUCTOR_CONFIG=/etc/orchestrator/instructors.yaml -p 8000:8000 orchestrator
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    ORCHESTRATOR_LOG_DIR=/var/lib/orchestrator/logs
+    ORCHESTRATOR_LOG_DIR=/var/lib/orchestrator/logs \
+    ORCHESTRATOR_QUOTA_PROFILES=/app/quota_profiles
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/orchestrator --create-home orchestrator
+COPY quota_profiles ./quota_profiles
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 
 USER orchestrator
