@@ -29,11 +29,11 @@ def worker(
     the deliveries in flight and exits.
     """
     settings = ctx.obj.settings
-    configure_logging(level=settings.log_level, log_dir=settings.log_dir, role="worker")
     try:
         check_readiness(ctx.obj.runtime.db)
     except OrchestratorError as exc:
         fail_with(exc)
+    configure_logging(level=settings.log_level, log_dir=settings.log_dir, role="worker")
     dispatcher = build_dispatcher(ctx.obj.runtime, threads=threads)
     stop = threading.Event()
 
