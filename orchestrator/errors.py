@@ -54,6 +54,14 @@ class AuthenticationError(OrchestratorError):
     """Credentials are missing or invalid."""
 
 
+class RateLimitedError(OrchestratorError):
+    """Too many failed attempts from this client; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: int, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after = retry_after
+
+
 class PermissionDeniedError(OrchestratorError):
     """Credentials are valid but do not allow this action."""
 

@@ -95,6 +95,8 @@ class Settings:
     delivery_backoff_max_seconds: float = 60.0
     outbox_lease_seconds: float = 30.0
     dispatcher_interval_seconds: float = 0.5
+    auth_failure_limit: int = 10
+    auth_failure_window_seconds: int = 300
     auto_migrate: bool = False
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
@@ -185,6 +187,8 @@ def load_settings(
         delivery_backoff_max_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
         outbox_lease_seconds=_lease(env),
         dispatcher_interval_seconds=env.number("ORCHESTRATOR_DISPATCHER_INTERVAL_SECONDS", 0.5),
+        auth_failure_limit=env.integer("ORCHESTRATOR_AUTH_FAILURE_LIMIT", 10, minimum=1),
+        auth_failure_window_seconds=env.integer("ORCHESTRATOR_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1),
         auto_migrate=env.boolean("ORCHESTRATOR_AUTO_MIGRATE", default=is_sqlite),
         log_dir=Path(env.get("ORCHESTRATOR_LOG_DIR") or "logs"),
         log_level=env.choice("ORCHESTRATOR_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import falcon
 
 from orchestrator.api import errors
-from orchestrator.api.middleware import BodyLimit, RequestContext
+from orchestrator.api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from orchestrator.api.resources import feedback, health, hints, openapi, problems
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.settings import Settings, load_settings
@@ -17,7 +17,7 @@ from orchestrator.settings import Settings, load_settings
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App:
     runtime = runtime or build_runtime(settings)
-    middleware: list = [RequestContext(), BodyLimit(settings.max_body_bytes)]
+    middleware: list = [RequestContext(), SecurityHeaders(), BodyLimit(settings.max_body_bytes)]
     if settings.cors_origins:
         middleware.append(
             falcon.CORSMiddleware(

@@ -16,7 +16,7 @@ import ipaddress
 import falcon
 
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
-from orchestrator.service.credentials import authenticate
+from orchestrator.service.credentials import authenticate, ensure_not_locked_out, record_failure
 from orchestrator.store.db import Database
 from orchestrator.settings import Settings
 
@@ -98,22 +98,34 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
         return None
     header = req.get_header("Authorization") or ""
     scheme, _, value = header.partition(" ")
-    claimed: str | None = None
-    if scheme.lower() == "bearer" and value.strip():
-        token = value.strip()
-    elif scheme.lower() == "basic" and value.strip():
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise InstructorAuthenticationError("The instructor credential is malformed") from None
-        claimed, _, token = decoded.partition(":")
-    else:
+    if scheme.lower() not in ("bearer", "basic") or not value.strip():
         raise InstructorAuthenticationError("This endpoint needs an instructor credential")
+    client = client_address(req, settings)
     # Immediate: the check may also write last_used_at (read-then-write on SQLite).
     with db.scope(immediate=True) as session:
-        instructor_id = authenticate(session, token)
-    if instructor_id is None or (claimed is not None and claimed != instructor_id):
+        ensure_not_locked_out(session, client=client, limit=settings.auth_failure_limit,
+                              window_seconds=settings.auth_failure_window_seconds)
+        instructor_id = _check(session, scheme.lower(), value.strip())
+    if instructor_id is None:
+        with db.scope() as session:
+            record_failure(session, client=client, window_seconds=settings.auth_failure_window_seconds)
         raise InstructorAuthenticationError("The instructor credential is not valid")
+    return instructor_id
+
+
+def _check(session, scheme: str, value: str) -> str | None:
+    """The instructor a Bearer token or Basic id:token belongs to, or None."""
+    claimed = None
+    token = value
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        claimed, _, token = decoded.partition(":")
+    instructor_id = authenticate(session, token)
+    if instructor_id is None or (claimed is not None and claimed != instructor_id):
+        return None
     return instructor_id
 
 

@@ -24,6 +24,7 @@ _STATUS_BY_ERROR: list[tuple[type[errors.OrchestratorError], int]] = [
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.QuotaExceededError, 429),
+    (errors.RateLimitedError, 429),
     (errors.DatabaseUnavailableError, 503),
     (errors.HintGenerationFailedError, 500),
     (errors.SchemaNotCurrentError, 503),
@@ -66,6 +67,8 @@ def handle_domain_error(req: falcon.Request, resp: falcon.Response, exc, params)
         log.warning("request failed: %s", exc.message, extra=_ids(req))
     resp.status = status
     resp.media = error_body(exc.message, exc.detail)
+    if isinstance(exc, errors.RateLimitedError):
+        resp.set_header("Retry-After", str(exc.retry_after))
     if status == 401:
         if isinstance(exc, InstructorAuthenticationError):
             for challenge in INSTRUCTOR_CHALLENGES:

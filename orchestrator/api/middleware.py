@@ -49,6 +49,28 @@ class RequestContext:
         )
 
 
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+class SecurityHeaders:
+    """Headers that make a JSON API's answers inert in a browser, on every response.
+
+    ``Cache-Control: no-store`` unless a resource chose otherwise: answers carry
+    students' data and must not sit in shared caches.
+    """
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            resp.set_header(name, value)
+        if resp.get_header("Cache-Control") is None:
+            resp.set_header("Cache-Control", "no-store")
+
+
 class BodyLimit:
     """Refuses bodies over ``max_bytes`` with 413 before anything reads them.
 

@@ -17,12 +17,13 @@ from datetime import timedelta
 from sqlalchemy import and_, select, update
 from sqlmodel import Session
 
-from orchestrator.errors import NotFoundError, ValidationError
+from orchestrator.errors import NotFoundError, RateLimitedError, ValidationError
 from orchestrator.service.instructor_config import InstructorConfig
-from orchestrator.store.models import InstructorToken, utcnow
+from orchestrator.store.models import AuthFailure, InstructorToken, utcnow
 
 TOKEN_PREFIX = "orch_"
 _tokens = InstructorToken.__table__
+_failures = AuthFailure.__table__
 # How stale last_used_at may get before a check writes it again (spares a write per request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -95,3 +96,34 @@ def authenticate(session: Session, token: str) -> str | None:
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         session.connection().execute(update(_tokens).where(_tokens.c.id == row.id).values(last_used_at=now))
     return row.instructor_id
+
+
+def ensure_not_locked_out(session: Session, *, client: str, limit: int, window_seconds: int) -> None:
+    """Refuse a client with ``limit`` failed checks in the last ``window_seconds``.
+
+    Raises:
+        RateLimitedError: with the seconds until the oldest failure leaves the window.
+    """
+    from sqlalchemy import func
+
+    since = utcnow() - timedelta(seconds=window_seconds)
+    count, oldest = session.connection().execute(
+        select(func.count(), func.min(_failures.c.at))
+        .where(and_(_failures.c.client == client[:64], _failures.c.at > since))
+    ).one()
+    if count >= limit:
+        wait = max(1, int(window_seconds - (utcnow() - oldest).total_seconds()) + 1)
+        raise RateLimitedError(
+            "Too many failed sign-in attempts; try again later", retry_after=wait,
+            detail={"retry_after_seconds": wait},
+        )
+
+
+def record_failure(session: Session, *, client: str, window_seconds: int) -> None:
+    """Count a failed check (and forget this client's failures older than the window)."""
+    from sqlalchemy import delete, insert
+
+    connection = session.connection()
+    connection.execute(insert(_failures).values(client=client[:64], at=utcnow()))
+    connection.execute(delete(_failures).where(and_(
+        _failures.c.client == client[:64], _failures.c.at < utcnow() - timedelta(seconds=window_seconds))))

@@ -26,6 +26,8 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_pre_ping=False,
+            # Errors must never carry students' programs into logs.
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -39,6 +41,7 @@ def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        hide_parameters=True,
         # A dead database must fail a request quickly, not hang it.
         connect_args={"connect_timeout": 5, "application_name": "orchestrator"},
     )

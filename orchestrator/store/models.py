@@ -240,6 +240,18 @@ class InstructorToken(SQLModel, table=True):
     revoked_at: datetime | None = _time()
 
 
+class AuthFailure(SQLModel, table=True):
+    """One failed credential check, by client address: the failed-login rate limit
+    counts these, so it holds across instances."""
+
+    __tablename__ = "auth_failure"
+    __table_args__ = (Index("ix_auth_failure_client_at", "client", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 def metadata():
     """The metadata every table registers on (what Alembic compares against)."""
     return SQLModel.metadata
