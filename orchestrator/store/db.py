@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
@@ -93,9 +93,14 @@ class Database:
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             yield session
             session.commit()
-        except OperationalError as exc:
-            session.rollback()
-            if is_connection_error(exc):
+        except (OperationalError, InterfaceError) as exc:
+            _quiet_rollback(session)
+            if isinstance(exc, InterfaceError) or is_connection_error(exc):
+                raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
+            raise
+        except DBAPIError as exc:
+            _quiet_rollback(session)
+            if exc.connection_invalidated:
                 raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
             raise
         except BaseException:
@@ -106,6 +111,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _quiet_rollback(session: Session) -> None:
+    # Rolling back on a dead connection fails too; the connection is discarded anyway.
+    try:
+        session.rollback()
+    except DBAPIError:
+        pass
 
 
 def is_connection_error(exc: OperationalError) -> bool:
