@@ -46,8 +46,14 @@ _DEFAULT_SENTENCES = {
 }
 
 
-def error_body(message: str, detail=None) -> dict:
-    return {"error": message, "detail": detail}
+def error_body(message: str, context=None) -> dict:
+    """The one error shape. The student app shows ``detail || error`` in a toast, so
+    ``detail`` stays null and ``error`` is the sentence; machine-readable context (ids,
+    limits, reasons) goes to ``info``, which clients may ignore."""
+    body = {"error": message, "detail": None}
+    if context is not None:
+        body["info"] = context
+    return body
 
 
 def status_for(exc: errors.OrchestratorError) -> int:
@@ -94,7 +100,7 @@ def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon
     if status == 404 and isinstance(exc, falcon.HTTPRouteNotFound):
         title = f"No such endpoint: {req.path}"
     resp.content_type = falcon.MEDIA_JSON
-    resp.media = error_body(title, exc.description)
+    resp.media = error_body(title, {"reason": exc.description} if exc.description else None)
 
 
 def _ids(req: falcon.Request) -> dict:

@@ -108,8 +108,9 @@ class BaseClient:
     ) -> UpstreamResponse:
         """POST once; the caller decides whether a failure may be retried.
 
-        With ``expect_json=False`` any 2xx is success whatever its body (``body`` is
-        then the decoded JSON or None).
+        With ``expect_json=False`` a 2xx with an empty body is success too (``body`` is
+        then None); a non-empty body that is not JSON is still a failure (an HTML page
+        with 200 is a proxy's error page, not the upstream's acknowledgement).
 
         Raises:
             UpstreamError: unreachable, timeout, bad_status (any non-2xx), non_json.
@@ -137,7 +138,7 @@ class BaseClient:
             )
             error.retry_after = _retry_after(response)
             raise error
-        if body is _NOT_JSON and not expect_json:
+        if body is _NOT_JSON and not expect_json and not response.content.strip():
             body = None
         if body is _NOT_JSON:
             raise self._failed(method, target, started, "non_json", "the body is not JSON",

@@ -80,8 +80,7 @@ def add_reflection(db: Database, *, request_id: int, question: str, answer: str)
     """Store the student's reflection and queue it for the backend (after the request).
 
     Sending the same reflection again changes nothing; a different one is refused.
-    A reflection on a request that has already ended (or was cancelled) is stored
-    but not sent.
+    A reflection on a request that has already ended is stored but not sent.
 
     Raises:
         NotFoundError, ConflictError.
@@ -97,7 +96,9 @@ def add_reflection(db: Database, *, request_id: int, question: str, answer: str)
             )
         hint.reflection_question, hint.reflection_answer, hint.reflection_at = question, answer, utcnow()
         session.add(hint)
-        if hint.status == PENDING and not hint.is_cancelled:
+        # A cancelled request still gets its reflection delivered: cancelling only
+        # hides it, and a reflection that was never sent would leave it pending forever.
+        if hint.status == PENDING:
             outbox.enqueue(session, kind=ADD_REFLECTION, ordering_key=ordering_key(request_id),
                            hint_request_id=request_id)
     return request_id
@@ -120,21 +121,21 @@ def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:
             last_polled_at=now,
             result_returned_at=_case_finished(now),
         )
-        .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason,
-                   _hints.c.generation_error_message)
+        .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason)
     )
     with db.scope() as session:
         row = session.connection().execute(statement).first()
     if row is None:
         raise _not_found(request_id)
-    status, hint, failure_reason, generation_error = row
+    status, hint, failure_reason = row
     if status == PENDING:
         return {"request_id": request_id, "job_finished": False, "hint": None}
     if status == SUCCEEDED:
         return {"request_id": request_id, "job_finished": True, "hint": hint}
+    # The backend's own error text may be anything (a traceback): students get our reason only.
     raise HintGenerationFailedError(
         "The hint could not be generated",
-        detail={"request_id": request_id, "reason": failure_reason or generation_error or "generation failed"},
+        detail={"request_id": request_id, "reason": failure_reason or "the hint service could not generate it"},
     )
 
 

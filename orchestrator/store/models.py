@@ -35,6 +35,11 @@ SQLModel.metadata.naming_convention = {
 JS_SAFE_LIMIT = 2**53
 
 
+# JSON columns store Python None as SQL NULL (not the JSON literal null), so that
+# "IS NULL" means "absent" in research queries on both databases.
+NULLABLE_JSON = JSON(none_as_null=True)
+
+
 def new_public_id() -> int:
     """A random id in [2**32, 2**53): unguessable, JSON-number safe, never tiny."""
     return 2**32 + secrets.randbelow(JS_SAFE_LIMIT - 2**32)
@@ -118,7 +123,7 @@ class HintRequest(SQLModel, table=True):
     problem_id: str = Field(max_length=255)
     hint_type: str = Field(max_length=16)
     student_program: str = Field(sa_type=Text)
-    student_notebook: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    student_notebook: dict[str, Any] | None = Field(default=None, sa_type=NULLABLE_JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
     reflection_question: str | None = Field(default=None, sa_type=Text)
@@ -129,7 +134,7 @@ class HintRequest(SQLModel, table=True):
     job_finished_successfully: bool | None = Field(default=None, sa_type=Boolean)
     returned_hint: str | None = Field(default=None, sa_type=Text)
     generation_error_message: str | None = Field(default=None, sa_type=Text)
-    other_hint_data: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    other_hint_data: dict[str, Any] | None = Field(default=None, sa_type=NULLABLE_JSON)
     returned_time: datetime | None = _time()
     failure_reason: str | None = Field(default=None, sa_type=Text)
     # When the status left "pending" (a backend result, or the orchestrator giving up).
@@ -138,7 +143,7 @@ class HintRequest(SQLModel, table=True):
     delivered_at: datetime | None = _time()
     reflection_delivered_at: datetime | None = _time()
     # A result that arrived after the orchestrator had failed the request (research only).
-    late_result: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    late_result: dict[str, Any] | None = Field(default=None, sa_type=NULLABLE_JSON)
     late_result_at: datetime | None = _time()
 
     is_cancelled: bool = Field(default=False, sa_type=Boolean)
@@ -210,7 +215,7 @@ class OutboxMessage(SQLModel, table=True):
     kind: str = Field(max_length=64)
     ordering_key: str = Field(max_length=128)
     hint_request_id: int | None = Field(default=None, sa_type=BigInteger)
-    payload: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    payload: dict[str, Any] | None = Field(default=None, sa_type=NULLABLE_JSON)
     status: str = Field(default="pending", max_length=16)
     attempts: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

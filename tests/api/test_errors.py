@@ -47,7 +47,7 @@ def assert_error_shape(result, status):
     assert result.status_code == status
     assert result.headers["content-type"].startswith("application/json")
     body = result.json
-    assert set(body) == {"error", "detail"}
+    assert set(body) <= {"error", "detail", "info"} and body["detail"] is None
     assert isinstance(body["error"], str) and body["error"] and not body["error"][:3].isdigit()
     return body
 
@@ -103,7 +103,7 @@ def test_body_over_the_limit_is_413(make_settings):
 def test_an_unexpected_error_is_a_500_that_names_only_the_request_id(app_client, caplog):
     result = app_client.simulate_get("/test/boom/", headers={"X-Request-ID": "req-42"})
     body = assert_error_shape(result, 500)
-    assert body == {"error": "Internal server error", "detail": {"request_id": "req-42"}}
+    assert body == {"error": "Internal server error", "detail": None, "info": {"request_id": "req-42"}}
     assert "SELECT" not in result.text and "secrets" not in result.text
     # ...but the operator's log has the traceback, under the same request id.
     logged = [r for r in caplog.records if r.name == "orchestrator.api" and r.exc_info]

@@ -124,7 +124,7 @@ def test_escalation_rules(stack, tokens, mail):
     assert client.simulate_post(ADD, json={"request_id": 987654321}).status_code == 404
     hint_id, feedback_id = escalate(client, email=None)
     again = client.simulate_post(ADD, json={"request_id": hint_id})
-    assert again.status_code == 409 and again.json["detail"]["instructor_request_id"] == feedback_id
+    assert again.status_code == 409 and again.json["info"]["instructor_request_id"] == feedback_id
     assert client.simulate_post(ADD, json={"request_id": hint_id, "student_email": "not-an-address"}).status_code == 400
     save(client, "1", tokens["1"], feedback_id)
     wait_until(lambda: len(mail.messages) >= 4, timeout=15, message="instructor e-mails")

@@ -19,7 +19,7 @@ def test_readyz_is_503_until_the_database_is_migrated(make_settings, empty_datab
     result = c.simulate_get("/readyz")
     assert result.status_code == 503
     assert "orchestrator migrate" in result.json["error"]
-    assert result.json["detail"]["migrations"]["current"] is None
+    assert result.json["info"]["migrations"]["current"] is None
     assert c.simulate_get("/healthz").status_code == 200
     schema.upgrade(runtime.db.engine)
     assert c.simulate_get("/readyz").status_code == 200
@@ -30,5 +30,5 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_settings):
     runtime = build_runtime(make_settings(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
     result = testing.TestClient(create_app(runtime.settings, runtime)).simulate_get("/readyz")
     assert result.status_code == 503
-    assert result.json["detail"] == {"database": "unreachable"}
+    assert result.json["info"] == {"database": "unreachable"}
     runtime.close()

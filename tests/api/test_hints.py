@@ -151,7 +151,7 @@ def test_per_type_limit_gives_429_and_other_types_go_on(stack):
     assert ask(client, hint_type="plan").status_code == 200
     refused = ask(client, hint_type="plan")
     assert refused.status_code == 429
-    assert "plan" in refused.json["error"] and refused.json["detail"]["limit"] == "plan"
+    assert "plan" in refused.json["error"] and refused.json["info"]["limit"] == "plan"
     assert ask(client, hint_type="optimize").status_code == 200
     assert ask(client, hint_type="plan", problem="max_list").status_code == 200
     assert ask(client, hint_type="plan", student="other").status_code == 200
@@ -175,7 +175,7 @@ def test_overall_limit_is_checked_first_and_overrides_apply(tight_profiles, stac
     assert ask(client, hint_type="plan").status_code == 200
     assert ask(client, hint_type="debug").status_code == 200
     refused = ask(client, hint_type="optimize")
-    assert refused.status_code == 429 and refused.json["detail"]["limit"] == "overall"
+    assert refused.status_code == 429 and refused.json["info"]["limit"] == "overall"
     assert quota(client)["left"] == {"overall": 0, "plan": None, "debug": None, "optimize": None}
     for _ in range(4):
         assert ask(client, hint_type="plan", problem="free_loops").status_code == 200

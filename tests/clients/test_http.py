@@ -126,13 +126,19 @@ def test_an_unreachable_upstream_is_typed(httpserver):
     assert "cannot be reached" in excinfo.value.message
 
 
-def test_hint_backend_posts_the_protocol_and_accepts_any_2xx_body(httpserver):
+def test_hint_backend_posts_the_protocol_and_accepts_empty_or_json_2xx(httpserver):
     client = HintBackendClient(urls(httpserver), connect_timeout=1, read_timeout=1)
     httpserver.expect_ordered_request("/hint/request/", method="POST").respond_with_data("", status=200)
-    httpserver.expect_ordered_request("/hint/reflection/", method="POST").respond_with_data("OK")
+    httpserver.expect_ordered_request("/hint/reflection/", method="POST").respond_with_json({"status": "ok"})
+    httpserver.expect_ordered_request("/hint/reflection/", method="POST").respond_with_data(
+        "<html>proxy error</html>", content_type="text/html")
     client.add_request(5, {"problem_id": "p", "student_program": "x", "hint_type": "plan"})
     client.add_reflection(5, "What did you try?", "")
-    bodies = [entry[0].get_json() for entry in httpserver.log]
+    # An HTML page with 200 is a proxy's error page, not an acknowledgement: not delivered.
+    with pytest.raises(UpstreamError) as excinfo:
+        client.add_reflection(5, "What did you try?", "")
+    assert excinfo.value.kind == "non_json"
+    bodies = [entry[0].get_json() for entry in httpserver.log][:2]
     assert bodies == [
         {"request_id": 5, "type": "add_request",
          "data": {"problem_id": "p", "student_program": "x", "hint_type": "plan"}},

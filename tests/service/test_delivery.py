@@ -49,7 +49,7 @@ def test_backend_down_past_the_retry_budget_fails_the_hint_and_returns_the_quota
     assert quota(stack.client)["used"]["plan"] == 1
     failed = poll_until_done(stack.client, request_id)
     assert failed.status_code == 500
-    assert "delivery to the hint backend failed after 3 attempts" in failed.json["detail"]["reason"]
+    assert "delivery to the hint backend failed after 3 attempts" in failed.json["info"]["reason"]
     assert attempts(stack.runtime, request_id) == [("add_request", "failed", 3), ("add_reflection", "cancelled", 0)]
     assert quota(stack.client)["used"]["plan"] == 0
     assert ask(stack.client, hint_type="plan").status_code == 200
@@ -137,7 +137,7 @@ def test_no_result_before_the_deadline_fails_the_hint_and_a_late_one_is_kept(sta
     request_id = ask(stack.client, hint_type="optimize").json["request_id"]
     reflect(stack.client, request_id)
     failed = poll_until_done(stack.client, request_id, timeout=15)
-    assert failed.status_code == 500 and "no hint arrived" in failed.json["detail"]["reason"]
+    assert failed.status_code == 500 and "no hint arrived" in failed.json["info"]["reason"]
     assert quota(stack.client)["used"]["optimize"] == 0
     late = wait_until(lambda: row(stack.runtime, request_id).late_result, timeout=15,
                       message="the late result")
@@ -150,7 +150,7 @@ def test_no_result_before_the_deadline_fails_the_hint_and_a_late_one_is_kept(sta
 def test_a_request_that_never_gets_a_reflection_is_failed(stack_env, stack):
     request_id = ask(stack.client).json["request_id"]
     failed = poll_until_done(stack.client, request_id, timeout=15)
-    assert failed.status_code == 500 and "no reflection" in failed.json["detail"]["reason"]
+    assert failed.status_code == 500 and "no reflection" in failed.json["info"]["reason"]
     # A cancelled request that never got its reflection still counts (the app assumes so).
     cancelled = ask(stack.client, hint_type="debug").json["request_id"]
     stack.client.simulate_post("/ai_hint/cancel_request/", json={"request_id": cancelled})
