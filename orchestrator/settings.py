@@ -261,6 +261,10 @@ class _Env:
     def url(self, name: str) -> str:
         raw = self.get(name) or DEFAULT_UPSTREAM_URLS[name]
         parts = urlsplit(raw)
+        try:
+            parts.port  # raises for a port outside 0-65535
+        except ValueError:
+            raise ConfigError(f"{name} has an invalid port: {raw!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
         return raw

@@ -24,7 +24,7 @@ def json_object(req: falcon.Request) -> dict[str, Any]:
     if not raw.strip():
         raise ValidationError("The request body is empty; a JSON object is expected")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise ValidationError("The request body is not UTF-8 encoded") from None
     except ValueError as exc:
@@ -37,16 +37,28 @@ def json_object(req: falcon.Request) -> dict[str, Any]:
     return value
 
 
+MAX_DEPTH = 64
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValidationError(f"The request body contains {name}, which is not a JSON number")
+
+
 def _check_strings(value: Any) -> None:
-    """Refuse text that cannot be stored: lone surrogates (not UTF-8) and NUL characters."""
-    stack = [value]
+    """Refuse what cannot be stored: lone surrogates (not UTF-8), NUL characters,
+    numbers too large for a float, and nesting deeper than MAX_DEPTH."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"The request body is nested more than {MAX_DEPTH} levels deep")
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend((child, depth + 1) for child in item.keys())
+            stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and item in (float("inf"), float("-inf")):
+            raise ValidationError("The request body contains a number too large to store")
         elif isinstance(item, str):
             if "\x00" in item:
                 raise ValidationError("The request body contains a NUL character, which cannot be stored")

@@ -58,7 +58,7 @@ def loose_id(body: dict[str, Any], name: str) -> str:
     """An id that clients send as a string or a number (instructor ids); returned as a string."""
     value = body.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return identifier({name: str(value)}, name)
     return identifier(body, name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from alembic.util import CommandError
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.cli.output import console, err_console, fail, print_json
@@ -35,6 +36,8 @@ def migrate(
                 after = schema.upgrade(engine, revision)
     except OperationalError as exc:
         fail(f"cannot reach the database at {shown_url}: {str(exc.orig).strip()}", code=4)
+    except CommandError as exc:
+        fail(f"cannot migrate to {revision!r}: {exc}", code=2)
 
     result = {
         "database": shown_url,

@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail, fail_with, print_json
+from orchestrator.cli.output import console, fail, fail_with, print_json, text
 from orchestrator.errors import OrchestratorError
 
 feedback_app = typer.Typer(
@@ -131,8 +131,8 @@ def queue_command(
     for column in ("id", "problem", "hint type", "state", "instructor", "age"):
         table.add_column(column)
     for item in data["items"]:
-        table.add_row(str(item["instructor_request_id"]), item["problem_id"], item["hint_type"] or "",
-                      item["state"], item["instructor_id"] or "", _age(item["created_at"]))
+        table.add_row(str(item["instructor_request_id"]), text(item["problem_id"]), text(item["hint_type"]),
+                      text(item["state"]), text(item["instructor_id"]), _age(item["created_at"]))
     console.print(table)
 
 
@@ -157,7 +157,7 @@ def next_command(
 @feedback_app.command("show")
 def show_command(
     ctx: typer.Context,
-    instructor_request_id: int = typer.Argument(..., help="The request's id."),
+    instructor_request_id: int = typer.Argument(..., min=0, max=2**63 - 1, help="The request's id."),
     as_json: bool = typer.Option(False, "--json", help="Print the request as JSON."),
 ) -> None:
     """Show one request: problem, program, reflection, AI hint, notes, state and answer."""
@@ -171,7 +171,7 @@ def show_command(
 @feedback_app.command("answer")
 def answer_command(
     ctx: typer.Context,
-    instructor_request_id: int = typer.Argument(..., help="The request's id."),
+    instructor_request_id: int = typer.Argument(..., min=0, max=2**63 - 1, help="The request's id."),
     file: Path = typer.Option(None, "--file", "-f", help="Read the answer from this file ('-' for stdin)."),
     message: str = typer.Option(None, "--message", "-m", help="The answer itself."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Send without asking for confirmation."),
@@ -194,7 +194,7 @@ def answer_command(
 @feedback_app.command("release")
 def release_command(
     ctx: typer.Context,
-    instructor_request_id: int = typer.Argument(..., help="The request's id."),
+    instructor_request_id: int = typer.Argument(..., min=0, max=2**63 - 1, help="The request's id."),
 ) -> None:
     """Give a request you hold back to the queue (it keeps its place)."""
     instructor_id = ctx.obj.instructor_id()
@@ -221,22 +221,24 @@ def _answer_text(file: Path | None, message: str | None) -> str:
 
 
 def _render(item: dict[str, Any]) -> None:
-    header = f"[bold]request {item['instructor_request_id']}[/]: {item['hint_type']} hint on " \
-             f"[bold]{item['name']}[/] ({item['problem_id']})"
+    header = f"[bold]request {item['instructor_request_id']}[/]: {text(item['hint_type'])} hint on " \
+             f"[bold]{text(item['name'])}[/] ({text(item['problem_id'])})"
     if item.get("state"):
-        header += f", {item['state']}" + (f" by {item['instructor_id']}" if item.get("instructor_id") else "")
+        header += f", {text(item['state'])}" + (f" by {text(item['instructor_id'])}" if item.get("instructor_id") else "")
     console.print(header)
     if item.get("problem_description"):
         console.print(Panel(Markdown(item["problem_description"]), title="problem", title_align="left"))
     console.print(Panel(Syntax(item.get("student_program") or "", "python", line_numbers=True),
                         title="student program", title_align="left"))
     if item.get("reflection_question") is not None:
-        reflection = f"[bold]{item['reflection_question']}[/]\n{item.get('reflection_answer') or '[dim](empty)[/]'}"
+        answer = text(item.get("reflection_answer")) or "[dim](empty)[/]"
+        reflection = f"[bold]{text(item['reflection_question'])}[/]\n{answer}"
     else:
         reflection = "[dim](the student did not reflect)[/]"
     console.print(Panel(reflection, title="reflection", title_align="left"))
-    console.print(Panel(item.get("ai_hint") or "[dim](no hint)[/]", title="AI hint", title_align="left"))
-    console.print(Panel(item.get("student_notes") or "[dim](none)[/]", title="student notes", title_align="left"))
+    console.print(Panel(text(item.get("ai_hint")) or "[dim](no hint)[/]", title="AI hint", title_align="left"))
+    console.print(Panel(text(item.get("student_notes")) or "[dim](none)[/]", title="student notes",
+                        title_align="left"))
     if item.get("instructor_feedback"):
         console.print(Panel(Markdown(item["instructor_feedback"]), title="answer", title_align="left"))
 

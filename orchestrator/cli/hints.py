@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from orchestrator.cli.output import console, fail_with, print_json
+from orchestrator.cli.output import console, fail_with, print_json, text
 from orchestrator.errors import OrchestratorError
 from orchestrator.service import hints as hints_service
 from orchestrator.service import outbox as outbox_service
@@ -29,8 +29,8 @@ def _limit(value) -> str:
 @quota_app.command("show")
 def quota_show(
     ctx: typer.Context,
-    student_id: str = typer.Argument(..., help="The student's id."),
-    problem_id: str = typer.Argument(..., help="The problem's id."),
+    student_id: str = typer.Argument(..., min=0, max=2**63 - 1, help="The student's id."),
+    problem_id: str = typer.Argument(..., min=0, max=2**63 - 1, help="The problem's id."),
     as_json: bool = typer.Option(False, "--json", help="Print the quota as JSON (the quota_left shape)."),
 ) -> None:
     """Show a student's limits, use and what is left on one problem."""
@@ -75,11 +75,11 @@ def quota_profiles(
         table.add_column(key, justify="right")
     table.add_column("from", style="dim")
     for pattern, limits, source in rows:
-        table.add_row(pattern, *(_limit(getattr(limits, k)) for k in LIMIT_KEYS), source)
+        table.add_row(text(pattern), *(_limit(getattr(limits, k)) for k in LIMIT_KEYS), text(source))
     console.print(table)
     if problem is not None:
         limits, source = profiles.match(problem)
-        console.print(f"{problem}: " + ", ".join(f"{k} {_limit(getattr(limits, k))}" for k in LIMIT_KEYS)
+        console.print(f"{text(problem)}: " + ", ".join(f"{k} {_limit(getattr(limits, k))}" for k in LIMIT_KEYS)
                       + f" [dim]({source})[/]")
 
 
@@ -109,8 +109,8 @@ def hints_list(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row.id), row.created_at.strftime("%Y-%m-%d %H:%M:%S"), row.student_id, row.problem_id,
-            row.hint_type, _status_text(row), str(row.poll_count),
+            str(row.id), row.created_at.strftime("%Y-%m-%d %H:%M:%S"), text(row.student_id), text(row.problem_id),
+            text(row.hint_type), _status_text(row), str(row.poll_count),
             {True: "helpful", False: "not helpful", None: ""}[row.is_hint_helpful],
         )
     console.print(table)
@@ -119,7 +119,7 @@ def hints_list(
 @hints_app.command("show")
 def hints_show(
     ctx: typer.Context,
-    request_id: int = typer.Argument(..., help="The hint request's id."),
+    request_id: int = typer.Argument(..., min=0, max=2**63 - 1, help="The hint request's id."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
     """Show one hint request: program, reflection, hint, rating, polls and delivery history."""
@@ -133,22 +133,22 @@ def hints_show(
         print_json({**hint.model_dump(mode="json"),
                     "deliveries": [m.model_dump(mode="json") for m in messages]})
         return
-    console.print(f"[bold]hint request {hint.id}[/]: {hint.hint_type} hint for {hint.student_id} "
-                  f"on {hint.problem_id}, {_status_text(hint)}")
+    console.print(f"[bold]hint request {hint.id}[/]: {text(hint.hint_type)} hint for {text(hint.student_id)} "
+                  f"on {text(hint.problem_id)}, {_status_text(hint)}")
     if hint.failure_reason:
-        console.print(f"[red]failure:[/] {hint.failure_reason}")
+        console.print(f"[red]failure:[/] {text(hint.failure_reason)}")
     console.print(Panel(Syntax(hint.student_program or "", "python", line_numbers=True),
                         title="student program", title_align="left"))
     if hint.reflection_at:
-        console.print(Panel(f"[bold]{hint.reflection_question}[/]\n{hint.reflection_answer or '[dim](empty)[/]'}",
+        console.print(Panel(f"[bold]{text(hint.reflection_question)}[/]\n{text(hint.reflection_answer) or '[dim](empty)[/]'}",
                             title=f"reflection ({hint.reflection_at:%Y-%m-%d %H:%M:%S})", title_align="left"))
     else:
         console.print("[dim]no reflection yet[/]")
     if hint.returned_hint is not None:
-        console.print(Panel(hint.returned_hint, title=f"hint ({hint.returned_time:%Y-%m-%d %H:%M:%S})",
+        console.print(Panel(text(hint.returned_hint), title=f"hint ({hint.returned_time:%Y-%m-%d %H:%M:%S})",
                             title_align="left"))
     elif hint.generation_error_message:
-        console.print(f"[red]generation error:[/] {hint.generation_error_message}")
+        console.print(f"[red]generation error:[/] {text(hint.generation_error_message)}")
     rating = {True: "helpful", False: "not helpful", None: "not rated"}[hint.is_hint_helpful]
     console.print(f"rating: {rating}; polls: {hint.poll_count}"
                   + (f" (first {hint.first_polled_at:%H:%M:%S}, last {hint.last_polled_at:%H:%M:%S})"
@@ -158,7 +158,7 @@ def hints_show(
         table.add_column(column)
     for m in messages:
         table.add_row(str(m.id), m.kind, m.status, str(m.attempts), f"{m.created_at:%H:%M:%S}",
-                      f"{m.delivered_at:%H:%M:%S}" if m.delivered_at else "", m.last_error or "")
+                      f"{m.delivered_at:%H:%M:%S}" if m.delivered_at else "", text(m.last_error))
     console.print(table)
 
 
@@ -196,23 +196,23 @@ def outbox_list(
         table.add_column(column)
     for m in messages:
         table.add_row(str(m.id), m.kind, str(m.hint_request_id or ""), m.status, str(m.attempts),
-                      f"{m.next_attempt_at:%H:%M:%S}" if m.status == "pending" else "", m.last_error or "")
+                      f"{m.next_attempt_at:%H:%M:%S}" if m.status == "pending" else "", text(m.last_error))
     console.print(table)
 
 
 @outbox_app.command("retry")
 def outbox_retry(
     ctx: typer.Context,
-    message_id: int = typer.Argument(..., help="The failed message's id."),
+    message_id: int = typer.Argument(..., min=0, max=2**63 - 1, help="The failed message's id."),
 ) -> None:
     """Queue a failed message again (and the messages cancelled behind it).
 
-    Its hint request stays as it is: if it was already failed, a result that now
-    arrives is kept as a late result.
+    A hint request that failed because this delivery gave up is reopened, so the
+    student's poll sees the hint when it comes.
     """
     try:
         with ctx.obj.runtime.db.scope(immediate=True) as session:
-            requeued = outbox_service.requeue(session, message_id)
+            requeued = hints_service.retry_delivery(session, message_id=message_id)
     except OrchestratorError as exc:
         fail_with(exc)
     console.print(f"queued again: {', '.join(map(str, requeued))}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from orchestrator.cli.output import console, err_console, fail_with, print_json
+from orchestrator.cli.output import console, err_console, fail_with, print_json, text
 from orchestrator.errors import OrchestratorError
 from orchestrator.service import credentials
 
@@ -37,7 +37,7 @@ def add(
     if as_json:
         print_json({"instructor_id": issued.instructor_id, "token": issued.token, "prefix": issued.prefix})
         return
-    err_console.print(f"Token for instructor {issued.instructor_id} (shown once; store it now):")
+    err_console.print(f"Token for instructor {text(issued.instructor_id)} (shown once; store it now):")
     console.print(issued.token, highlight=False, soft_wrap=True)
 
 
@@ -67,7 +67,7 @@ def list_instructors(
         table.add_column(column)
     for instructor in config.instructors:
         active = sum(1 for t in tokens if t.instructor_id == instructor.id and t.revoked_at is None)
-        table.add_row(instructor.id, instructor.name, instructor.email, str(active))
+        table.add_row(text(instructor.id), text(instructor.name), text(instructor.email), str(active))
     console.print(table)
     if tokens:
         tokens_table = Table(title="tokens")
@@ -75,7 +75,7 @@ def list_instructors(
             tokens_table.add_column(column)
         for t in tokens:
             tokens_table.add_row(
-                t.instructor_id, t.prefix + "…", t.label or "", f"{t.created_at:%Y-%m-%d %H:%M}",
+                text(t.instructor_id), t.prefix + "…", text(t.label), f"{t.created_at:%Y-%m-%d %H:%M}",
                 f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "",
                 f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
             )
@@ -94,4 +94,4 @@ def revoke(
             count = credentials.revoke(session, instructor_id=instructor_id, prefix=token)
     except OrchestratorError as exc:
         fail_with(exc)
-    console.print(f"revoked {count} token{'s' if count != 1 else ''} of instructor {instructor_id}")
+    console.print(f"revoked {count} token{'s' if count != 1 else ''} of instructor {text(instructor_id)}")

@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator import errors
 
@@ -23,9 +24,9 @@ EXIT_CODES: list[tuple[type[errors.OrchestratorError], int]] = [
 
 
 def fail(message: str, *, code: int = 1, hint: str | None = None) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        err_console.print(hint, highlight=False, soft_wrap=True)
+        err_console.print(escape(hint), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -37,3 +38,8 @@ def fail_with(exc: errors.OrchestratorError) -> NoReturn:
 def print_json(data: Any) -> None:
     """Machine-readable output for ``--json``: plain JSON on stdout, nothing else."""
     typer.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+def text(value) -> str:
+    """Data shown inside rich markup (tables, panels): its brackets are not markup."""
+    return escape("" if value is None else str(value))

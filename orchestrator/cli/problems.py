@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from orchestrator.cli.output import console, err_console, fail_with, print_json
+from orchestrator.cli.output import console, err_console, fail_with, print_json, text
 from orchestrator.errors import OrchestratorError
 from orchestrator.service import executions as executions_service
 from orchestrator.service import problems as problems_service
@@ -42,7 +42,7 @@ def list_problems(
     table.add_column("problem_id", style="bold")
     table.add_column("name")
     for problem in catalog:
-        table.add_row(str(problem.get("problem_id")), str(problem.get("name")))
+        table.add_row(text(problem.get("problem_id")), text(problem.get("name")))
     console.print(table)
 
 
@@ -57,18 +57,18 @@ def show_problem(
     if as_json:
         print_json(problem)
         return
-    console.print(f"[bold]{problem.get('name', problem_id)}[/] [dim]({problem.get('problem_id', problem_id)})[/]")
+    console.print(f"[bold]{text(problem.get('name', problem_id))}[/] [dim]({text(problem.get('problem_id', problem_id))})[/]")
     description = problem.get("task_description")
     if isinstance(description, str):
         console.print(Panel(Markdown(description), title="task description", title_align="left"))
     else:
-        console.print(f"[yellow]no task description:[/] {problem.get('task_description_error', 'not given')}")
+        console.print(f"[yellow]no task description:[/] {text(problem.get('task_description_error', 'not given'))}")
     template = problem.get("template_code")
     if isinstance(template, str):
         console.print(Panel(Syntax(template, "python", line_numbers=True), title="template code",
                             title_align="left"))
     else:
-        console.print(f"[yellow]no template code:[/] {problem.get('template_code_error', 'not given')}")
+        console.print(f"[yellow]no template code:[/] {text(problem.get('template_code_error', 'not given'))}")
 
 
 @executions_app.command("list")
@@ -96,8 +96,8 @@ def list_executions(
     for row in rows:
         table.add_row(
             row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            row.student_id or "[dim](instructor)[/]",
-            row.problem_id,
+            text(row.student_id) or "[dim](instructor)[/]",
+            text(row.problem_id),
             str(row.execution_id) if row.execution_id is not None else "[dim]-[/]",
             _outcome(row),
             f"{row.elapsed_time:.3f}s" if row.elapsed_time is not None else "",
@@ -107,7 +107,7 @@ def list_executions(
 
 def _outcome(row) -> str:
     if row.finished_at is None:
-        return "[yellow]running[/]" if row.is_success is None else f"[red]poll failed[/] {row.error_message}"
+        return "[yellow]running[/]" if row.is_success is None else f"[red]poll failed[/] {text(row.error_message)}"
     if not row.is_success:
-        return f"[red]failed[/] {row.error_message or ''}"
+        return f"[red]failed[/] {text(row.error_message)}"
     return "[green]correct[/]" if row.correctness else "[red]incorrect[/]"

@@ -121,9 +121,12 @@ class BaseClient:
 
     def _send(self, method: str, url: str, *, expect_json: bool = True, **kwargs: Any) -> UpstreamResponse:
         started = time.perf_counter()
-        target = _loggable(url)
         try:
+            target = _loggable(url)
             response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+        except ValueError as exc:  # a URL requests cannot use (e.g. a port out of range)
+            raise UpstreamError(f"The {self.display_name} URL is not usable", upstream=self.upstream,
+                                kind="unreachable", detail={"upstream": self.upstream, "reason": str(exc)}) from None
         except requests.Timeout as exc:
             raise self._failed(method, target, started, "timeout", f"timed out ({exc.__class__.__name__})")
         except requests.RequestException as exc:

@@ -31,6 +31,7 @@ ADD_REQUEST = "hint.add_request"
 ADD_REFLECTION = "hint.add_reflection"
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+DELIVERY_FAILURE = "delivery to the hint backend failed"
 
 
 def ordering_key(request_id: int) -> str:
@@ -372,12 +373,35 @@ def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.
 
     def give_up(session: Session, message, reason: str, now: datetime) -> None:
         fail_request(session, request_id=message.hint_request_id, now=now,
-                     reason=f"delivery to the hint backend failed after {message.attempts} attempts: {reason}")
+                     reason=f"{DELIVERY_FAILURE} after {message.attempts} attempts: {reason}")
 
     return {
         ADD_REQUEST: outbox.Kind(deliver_request, delivered("delivered_at"), give_up),
         ADD_REFLECTION: outbox.Kind(deliver_reflection, delivered("reflection_delivered_at"), give_up),
     }
+
+
+def retry_delivery(session: Session, *, message_id: int) -> list[int]:
+    """Queue a failed outbox message again (with the messages cancelled behind it).
+
+    A hint request that had failed *because this delivery gave up* is reopened
+    (pending again, quota counted again) so that the retried delivery is not skipped
+    and its result reaches the student; one failed for any other reason stays failed.
+    Returns the re-queued message ids. Raises NotFoundError / ConflictError.
+    """
+    requeued = outbox.requeue(session, message_id)
+    session.flush()
+    hint_ids = set(session.connection().execute(
+        select(outbox._outbox.c.hint_request_id).where(outbox._outbox.c.id.in_(requeued))
+    ).scalars()) - {None}
+    for hint_id in hint_ids:
+        session.connection().execute(
+            update(_hints)
+            .where(and_(_hints.c.id == hint_id, _hints.c.status == FAILED, _hints.c.returned_time.is_(None),
+                        _hints.c.failure_reason.like(f"{DELIVERY_FAILURE}%")))
+            .values(status=PENDING, failure_reason=None, finished_at=None, job_finished_successfully=None)
+        )
+    return requeued
 
 
 # ---------------------------------------------------------------------- operator views

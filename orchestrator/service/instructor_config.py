@@ -205,9 +205,11 @@ def _check_placeholders(path: Path, where: str, text: str, allowed: frozenset[st
                 f"{path}: {where}: unknown placeholder {{{name}}} (allowed: "
                 + ", ".join("{" + a + "}" for a in sorted(allowed)) + ")"
             )
+    # Render it as it will be rendered: counts are integers, the problem id a string.
+    samples = {"n_unprocessed_requests": 3, "n_inprocessing_requests": 1, "problem_id": "sum_two"}
     try:
-        text.format(**{name: 0 for name in allowed})
-    except (ValueError, IndexError, KeyError) as exc:
+        text.format(**{name: samples[name] for name in allowed})
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: {where}: not a valid template: {exc}") from None
 
 

@@ -8,6 +8,7 @@ API call. With no SMTP settings, nothing is queued.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from orchestrator.service.instructor_config import InstructorConfig
 
 EMAIL = "email"
 
+log = logging.getLogger("orchestrator.notifications")
+
 
 @dataclass(frozen=True)
 class Notifier:
@@ -28,17 +31,20 @@ class Notifier:
 
     def queue_changed(self, session: Session, *, waiting: int, assigned: int) -> int:
         """Tell every instructor the queue counts (a new escalation, an answer)."""
-        subject, body = self.config.instructor_email.render(
-            n_unprocessed_requests=waiting, n_inprocessing_requests=assigned
-        )
-        return sum(self._enqueue(session, address, subject, body) for address in self.config.emails)
+        if not self.enabled or not self.config.emails:
+            return 0
+        rendered = _render(self.config.instructor_email, n_unprocessed_requests=waiting,
+                           n_inprocessing_requests=assigned)
+        if rendered is None:
+            return 0
+        return sum(self._enqueue(session, address, *rendered) for address in self.config.emails)
 
     def student_answered(self, session: Session, *, address: str | None, problem_id: str) -> int:
         """Tell the student (if they gave an address) that an instructor answered."""
-        if not address:
+        if not self.enabled or not address:
             return 0
-        subject, body = self.config.student_email.render(problem_id=problem_id)
-        return self._enqueue(session, address, subject, body)
+        rendered = _render(self.config.student_email, problem_id=problem_id)
+        return 0 if rendered is None else self._enqueue(session, address, *rendered)
 
     def _enqueue(self, session: Session, address: str, subject: str, body: str) -> int:
         if not self.enabled:
@@ -46,6 +52,17 @@ class Notifier:
         outbox.enqueue(session, kind=EMAIL, ordering_key=f"email:{uuid.uuid4().hex}",
                        payload={"to": [address], "subject": subject, "body": body})
         return 1
+
+
+def _render(template, **values) -> tuple[str, str] | None:
+    """The rendered template, or None (logged) if it cannot be rendered: a notification
+    must never fail the operation that caused it."""
+    try:
+        return template.render(**values)
+    except (ValueError, IndexError, KeyError, TypeError):
+        log.exception("an e-mail template could not be rendered; the e-mail is skipped",
+                      extra={"event": "email_template_error"})
+        return None
 
 
 def delivery_kinds(mailer: Mailer | None) -> dict[str, outbox.Kind]:

@@ -41,11 +41,12 @@ from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, UpstreamError
 from orchestrator.store.db import Database
-from orchestrator.store.models import OutboxMessage, utcnow
+from orchestrator.store.models import HintRequest, OutboxMessage, utcnow
 
 log = logging.getLogger("orchestrator.outbox")
 
 _outbox = OutboxMessage.__table__
+_hint_requests = HintRequest.__table__
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
 STATUSES = (PENDING, DELIVERED, FAILED, CANCELLED)
@@ -137,7 +138,6 @@ class Dispatcher:
     db: Database
     kinds: dict[str, Kind]
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    batch_size: int = 16
     threads: int = 4
     periodic: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
@@ -168,7 +168,9 @@ class Dispatcher:
                 ~blocked,
             ))
             .order_by(_outbox.c.id)
-            .limit(limit or self.batch_size)
+            # Never more than can be delivered at once: a lease must not run out while
+            # its message waits for a free thread.
+            .limit(limit or self.threads)
         )
         with self.db.scope(immediate=True) as session:
             connection = session.connection()
@@ -295,13 +297,23 @@ class Dispatcher:
         now = utcnow()
         with self.db.scope() as session:
             connection = session.connection()
+            if message.hint_request_id is not None and connection.dialect.name == "postgresql":
+                # Lock order is always hint request, then its messages (as in save_result
+                # and fail_request), so the two can never deadlock.
+                connection.execute(
+                    select(_hint_requests.c.id).where(_hint_requests.c.id == message.hint_request_id)
+                    .with_for_update()
+                )
             values: dict[str, Any] = {"status": status, "last_error": reason,
                                       "lease_owner": None, "lease_expires_at": None}
             if status == DELIVERED:
                 values["delivered_at"] = now
-            changed = connection.execute(
-                update(_outbox).where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING)).values(**values)
-            ).rowcount
+            condition = and_(_outbox.c.id == message.id, _outbox.c.status == PENDING)
+            if status != DELIVERED:
+                # Only the lease holder may end a message unsuccessfully; a delivery,
+                # by whoever made it, always counts.
+                condition = and_(condition, _outbox.c.lease_owner == self.owner)
+            changed = connection.execute(update(_outbox).where(condition).values(**values)).rowcount
             if not changed:
                 return status  # someone else finished it (expired lease taken over); nothing more to do
             if status == FAILED:

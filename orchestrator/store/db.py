@@ -12,11 +12,11 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
-from orchestrator.errors import DatabaseUnavailableError
+from orchestrator.errors import DatabaseUnavailableError, SchemaNotCurrentError
 
 def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     """Build the engine for ``database_url`` (SQLite file or PostgreSQL)."""
@@ -93,10 +93,13 @@ class Database:
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             yield session
             session.commit()
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, ProgrammingError) as exc:
             _quiet_rollback(session)
-            if isinstance(exc, InterfaceError) or is_connection_error(exc):
+            if isinstance(exc, InterfaceError) or (isinstance(exc, OperationalError) and is_connection_error(exc)):
                 raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
+            if is_missing_table(exc):
+                raise SchemaNotCurrentError(
+                    "The database is not migrated; run `orchestrator migrate`") from exc
             raise
         except DBAPIError as exc:
             _quiet_rollback(session)
@@ -119,6 +122,11 @@ def _quiet_rollback(session: Session) -> None:
         session.rollback()
     except DBAPIError:
         pass
+
+
+def is_missing_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
 
 
 def is_connection_error(exc: OperationalError) -> bool:

@@ -301,6 +301,7 @@ BAD = [
     ("POST", SAVE, {"instructor_request_id": 1, "feedback": "x"}),
     ("POST", SAVE, {"instructor_request_id": "1", "instructor_id": "1", "feedback": "x"}),
     ("POST", SAVE, {"instructor_request_id": 1, "instructor_id": True, "feedback": "x"}),
+    ("POST", SAVE, {"instructor_request_id": 1, "instructor_id": int("9" * 300), "feedback": "x"}),
     ("POST", RELEASE, {"instructor_id": "1"}),
     ("GET", SHOW, ""),
     ("POST", SAVE, b"{oops"),

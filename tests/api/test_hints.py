@@ -366,6 +366,14 @@ BAD_INPUTS = [
     ("POST", SAVE, {"request_id": 1, "hint": 5, "job_finished_successfully": True}),
     ("POST", SAVE, {"request_id": 1, "hint": "h"}),
     ("POST", ADD, b"{not json"),
+    ("POST", ADD, b'{"student_id": "s", "problem_id": "p", "hint_type": "plan", "student_program": "",'
+                  b' "student_notebook": {"a": NaN}}'),
+    ("POST", ADD, b'{"student_id": "s", "problem_id": "p", "hint_type": "plan", "student_program": "",'
+                  b' "student_notebook": {"a": Infinity}}'),
+    ("POST", ADD, b'{"student_id": "s", "problem_id": "p", "hint_type": "plan", "student_program": "",'
+                  b' "student_notebook": {"a": 1e400}}'),
+    ("POST", ADD, b'{"student_id": "s", "problem_id": "p", "hint_type": "plan", "student_program": "",'
+                  b' "student_notebook": ' + b'{"a": ' * 500 + b'1' + b'}' * 501),
     ("POST", REFLECT, b"[]"),
     ("POST", CANCEL, b""),
     ("DELETE", ADD, None),

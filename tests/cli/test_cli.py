@@ -98,6 +98,17 @@ def test_serve_refuses_an_unmigrated_database(empty_database_url, tmp_path):
     assert "not migrated" in proc.stderr and "orchestrator migrate" in proc.stderr
 
 
+def test_commands_on_an_unmigrated_database_say_so(cli, empty_database_url):
+    for command in (["hints", "list"], ["outbox"], ["executions", "list"]):
+        result = cli(*command, env={"DATABASE_URL": empty_database_url})
+        assert result.exit_code == 3 and "orchestrator migrate" in result.output, command
+
+
+def test_migrate_to_an_unknown_revision_is_a_clean_error(cli, empty_database_url):
+    result = cli("migrate", "--revision", "bogus", env={"DATABASE_URL": empty_database_url})
+    assert result.exit_code == 2 and "bogus" in result.output
+
+
 def test_worker_refuses_an_unmigrated_database(cli, empty_database_url):
     result = cli("worker", env={"DATABASE_URL": empty_database_url})
     assert result.exit_code == 3 and "orchestrator migrate" in result.output

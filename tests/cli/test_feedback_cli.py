@@ -71,6 +71,13 @@ def test_the_escalation_flow_from_the_terminal(cli, stack, tmp_path):
     assert json.loads(cli("feedback", "--instructor", "1", "next", "--json").stdout) == {}
 
 
+def test_student_text_is_shown_literally_not_as_markup(cli, stack):
+    _, feedback_id = escalate(stack.client, notes="[/] [bold]not bold[/bold] [red]")
+    shown = cli("feedback", "--instructor", "1", "next")
+    assert shown.exit_code == 0, shown.output
+    assert "[/] [bold]not bold[/bold] [red]" in shown.stdout
+
+
 def test_terminal_errors_are_plain(cli, stack):
     _, first = escalate(stack.client)
     assert cli("feedback", "next").exit_code == 2  # who are you?
@@ -79,3 +86,5 @@ def test_terminal_errors_are_plain(cli, stack):
     assert missing.exit_code == 1 and "No instructor feedback request" in missing.output
     empty = cli("feedback", "--instructor", "1", "answer", str(first), "--message", "  ", "--yes")
     assert empty.exit_code == 2
+    assert cli("feedback", "show", str(2**70)).exit_code == 2
+    assert cli("hints", "show", str(2**70)).exit_code == 2

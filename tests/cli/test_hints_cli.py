@@ -64,6 +64,11 @@ def test_outbox_shows_failures_and_retry_requeues_them(stack_env, cli, stack):
     assert retried.exit_code == 0 and "queued again" in retried.output
     counts = json.loads(cli("outbox", "--json").stdout)["counts"]
     assert counts["pending"] == 2 and counts["failed"] == 0
+    # The hint request, failed because delivery gave up, is reopened and now succeeds.
+    stack.simulators.set_faults("hints", error_rate=0.0)
+    stack.start_dispatcher()
+    assert poll_until_done(stack.client, request_id).status_code == 200
     again = cli("outbox", "retry", str(failed["id"]))
     assert again.exit_code == 1 and "only failed or cancelled" in again.output
+    assert json.loads(cli("outbox", "--json").stdout)["counts"]["delivered"] == 2
     assert cli("outbox", "retry", "999999").exit_code == 1

@@ -77,6 +77,15 @@ def test_a_permanent_refusal_is_not_retried(make_settings, httpserver, simulator
     runtime.close()
 
 
+def test_a_dispatcher_claims_no_more_than_it_can_deliver_at_once(stack):
+    stack.stop_dispatcher()
+    for n in range(10):
+        ask(stack.client, student=f"batch{n}")
+    dispatcher = build_dispatcher(stack.runtime, threads=3)
+    assert len(dispatcher.claim()) == 3
+    dispatcher.close()
+
+
 def test_an_expired_lease_is_taken_over_so_a_crash_loses_nothing(stack):
     stack.stop_dispatcher()
     request_id = ask(stack.client).json["request_id"]

@@ -63,6 +63,7 @@ def test_no_file_means_no_instructors_and_defaults(tmp_path, monkeypatch):
         (("on {problem_id}.", "on {problem}."), ["student_notification_email.body", "{problem}"]),
         (("on {problem_id}.", "on {0}."), ["student_notification_email.body", "{0}"]),
         (("on {problem_id}.", "on {problem_id."), ["student_notification_email.body", "not a valid template"]),
+        (("on {problem_id}.", "on {problem_id:d}."), ["student_notification_email.body", "not a valid template"]),
         (("email: ada@course.example", "email: ada"), ["instructors[0].email", "'ada'"]),
         (("{id: 2,", "{id: 1,"), ["instructors[1].id", "appears twice"]),
         (("name: Grace Hopper", "name: ''"), ["instructors[1].name"]),
