@@ -52,7 +52,7 @@ def error_body(message: str, context=None) -> dict:
     limits, reasons) goes to ``info``, which clients may ignore."""
     body = {"error": message, "detail": None}
     if context is not None:
-        body["info"] = context
+        body["info"] = context if isinstance(context, dict) else {"reason": context}
     return body
 
 

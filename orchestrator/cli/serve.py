@@ -128,6 +128,9 @@ def gunicorn_command(
         "--timeout", str(timeout),
         "--graceful-timeout", str(graceful_timeout),
         "--keep-alive", str(keepalive),
+        # The largest request line gunicorn allows: two 255-character ids of 4-byte
+        # characters, percent-encoded, must fit in a query string.
+        "--limit-request-line", "8190",
         # The app logs one structured line per request itself.
         "--error-logfile", "-",
         "--log-level", "warning",

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import INSTRUCTORS_YAML, ServerProcess, free_port
+from conftest import INSTRUCTORS_YAML, LiveApp, ServerProcess, free_port
 from orchestrator.api.resources.openapi import openapi_document
 from orchestrator.simulators.server import start_simulators, upstream_environment
 from orchestrator.store.db import make_engine
@@ -87,7 +87,6 @@ def test_the_fuzzer_catches_a_broken_handler(runtime, monkeypatch):
     """The checks above can fail: a handler that breaks on some inputs is found."""
     from hypothesis import given, settings
 
-    from conftest import LiveApp
     from orchestrator.api.app import create_app
     from orchestrator.service import hints
 
