@@ -95,6 +95,7 @@ class Settings:
     delivery_backoff_max_seconds: float = 60.0
     outbox_lease_seconds: float = 30.0
     dispatcher_interval_seconds: float = 0.5
+    metrics_require_token: bool = False
     auth_failure_limit: int = 10
     auth_failure_window_seconds: int = 300
     auto_migrate: bool = False
@@ -187,6 +188,7 @@ def load_settings(
         delivery_backoff_max_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
         outbox_lease_seconds=_lease(env),
         dispatcher_interval_seconds=env.number("ORCHESTRATOR_DISPATCHER_INTERVAL_SECONDS", 0.5),
+        metrics_require_token=_metrics_protection(env),
         auth_failure_limit=env.integer("ORCHESTRATOR_AUTH_FAILURE_LIMIT", 10, minimum=1),
         auth_failure_window_seconds=env.integer("ORCHESTRATOR_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1),
         auto_migrate=env.boolean("ORCHESTRATOR_AUTO_MIGRATE", default=is_sqlite),
@@ -323,6 +325,13 @@ def _database_url(env: _Env) -> str:
         if env.get(orphan):
             raise ConfigError(f"{orphan} is set but DB_NAME is not; set DB_NAME (or DATABASE_URL)")
     return f"sqlite:///{(Path.cwd() / DEFAULT_SQLITE_FILE).resolve()}"
+
+
+def _metrics_protection(env: _Env) -> bool:
+    protected = env.boolean("ORCHESTRATOR_METRICS_REQUIRE_TOKEN", default=False)
+    if protected and not env.get("ORCHESTRATOR_ADMIN_TOKEN"):
+        raise ConfigError("ORCHESTRATOR_METRICS_REQUIRE_TOKEN is true but ORCHESTRATOR_ADMIN_TOKEN is not set")
+    return protected
 
 
 def _lease(env: _Env) -> float:

@@ -77,6 +77,20 @@ def _in(address: str, networks) -> bool:
     return any(ip in network for network in networks)
 
 
+def require_admin(req: falcon.Request, settings: Settings) -> None:
+    """The operator credential (``ORCHESTRATOR_ADMIN_TOKEN`` as a Bearer token).
+
+    Raises:
+        AuthenticationError (401): missing or wrong; PermissionDeniedError (403): no
+        operator token is configured, so operator endpoints are closed.
+    """
+    if not settings.admin_token:
+        raise PermissionDeniedError("Operator endpoints are disabled: ORCHESTRATOR_ADMIN_TOKEN is not set")
+    token = bearer_token(req)
+    if token is None or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise AuthenticationError("This endpoint needs the operator credential")
+
+
 INSTRUCTOR_CHALLENGES = ('Bearer realm="orchestrator instructors"', 'Basic realm="orchestrator instructors"')
 
 

@@ -10,6 +10,8 @@ import uuid
 
 import falcon
 
+from orchestrator import metrics
+
 access_log = logging.getLogger("orchestrator.access")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -30,7 +32,11 @@ class RequestContext:
         request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
         resp.set_header("X-Request-ID", request_id)
         started = getattr(req.context, "started", None)
-        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+        seconds = time.perf_counter() - started if started else 0.0
+        duration_ms = round(seconds * 1000, 2)
+        route = req.uri_template or "unmatched"
+        metrics.HTTP_REQUESTS.labels(req.method, route, str(resp.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(req.method, route).observe(seconds)
         access_log.info(
             "%s %s %s",
             req.method,

@@ -9,10 +9,12 @@ gunicorn's exit status. Settings reach the children through the environment.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -83,6 +85,9 @@ def serve(
             highlight=False, soft_wrap=True,
         )
 
+    # One directory for every process's metrics (gunicorn workers and the dispatcher).
+    metrics_dir = tempfile.mkdtemp(prefix="orchestrator-metrics-")
+    env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     supervisor = Supervisor()
     try:
         if demo:
@@ -111,6 +116,7 @@ def serve(
         code = supervisor.run(main="gunicorn")
     finally:
         supervisor.stop_all()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     raise typer.Exit(code)
 
 
@@ -132,6 +138,7 @@ def gunicorn_command(
         # characters, percent-encoded, must fit in a query string.
         "--limit-request-line", "8190",
         # The app logs one structured line per request itself.
+        "--config", "python:orchestrator.api.gunicorn_hooks",
         "--error-logfile", "-",
         "--log-level", "warning",
         "orchestrator.api.wsgi:app",

@@ -27,6 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from orchestrator import metrics
 from orchestrator.errors import UpstreamError
 
 log = logging.getLogger("orchestrator.upstream")
@@ -146,6 +147,7 @@ class BaseClient:
         if body is _NOT_JSON:
             raise self._failed(method, target, started, "non_json", "the body is not JSON",
                                status=response.status_code)
+        metrics.observe_upstream(self.upstream, "ok", elapsed_ms / 1000)
         log.info(
             "%s %s %s", method, target, response.status_code,
             extra={"event": "upstream", "upstream": self.upstream, "method": method, "url": target,
@@ -155,6 +157,7 @@ class BaseClient:
 
     def _failed(self, method, target, started, kind, reason, *, status=None, body=None) -> UpstreamError:
         duration = _ms(started)
+        metrics.observe_upstream(self.upstream, kind, duration / 1000)
         log.warning(
             "%s %s failed: %s", method, target, reason,
             extra={"event": "upstream", "upstream": self.upstream, "method": method, "url": target,

@@ -13,6 +13,7 @@ import ssl
 import time
 from email.message import EmailMessage
 
+from orchestrator import metrics
 from orchestrator.errors import UpstreamError
 from orchestrator.settings import SmtpSettings
 
@@ -58,6 +59,7 @@ class Mailer:
             outcome = "unreachable"
             raise self._error("unreachable", exc.__class__.__name__, None) from None
         finally:
+            metrics.observe_upstream(self.upstream, outcome, time.perf_counter() - started)
             log.info(
                 "smtp send to %d recipient(s): %s", len(to), outcome,
                 extra={"event": "upstream", "upstream": self.upstream, "method": "SMTP",

@@ -45,18 +45,18 @@ def _available(cutoff: datetime):
                and_(_feedback.c.state == ASSIGNED, _feedback.c.assigned_at <= cutoff))
 
 
-def _cutoff(config: InstructorConfig, now: datetime) -> datetime:
+def assignment_cutoff(config: InstructorConfig, now: datetime) -> datetime:
     return now - timedelta(seconds=config.timeout_seconds)
 
 
 def effective_state(row, config: InstructorConfig, now: datetime | None = None) -> str:
-    if row.state == ASSIGNED and row.assigned_at <= _cutoff(config, now or utcnow()):
+    if row.state == ASSIGNED and row.assigned_at <= assignment_cutoff(config, now or utcnow()):
         return WAITING
     return row.state
 
 
 def queue_counts(session: Session, config: InstructorConfig, now: datetime | None = None) -> dict[str, int]:
-    cutoff = _cutoff(config, now or utcnow())
+    cutoff = assignment_cutoff(config, now or utcnow())
     expired = and_(_feedback.c.state == ASSIGNED, _feedback.c.assigned_at <= cutoff)
     row = session.connection().execute(select(
         func.count().filter(or_(_feedback.c.state == WAITING, expired)),
@@ -158,7 +158,7 @@ def fetch_next(db: Database, config: InstructorConfig, *, instructor_id: str) ->
     """
     instructor_id = str(instructor_id)
     now = utcnow()
-    cutoff = _cutoff(config, now)
+    cutoff = assignment_cutoff(config, now)
     with db.scope(immediate=True) as session:
         connection = session.connection()
         postgres = connection.dialect.name == "postgresql"
@@ -208,7 +208,7 @@ def save_answer(
     """
     instructor_id = str(instructor_id)
     now = utcnow()
-    cutoff = _cutoff(config, now)
+    cutoff = assignment_cutoff(config, now)
     with db.scope(immediate=True) as session:
         row = _locked(session, instructor_request_id)
         if row.state == ANSWERED:

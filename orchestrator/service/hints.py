@@ -19,7 +19,10 @@ from sqlalchemy import and_, exists, select, update
 from sqlmodel import Session
 
 from orchestrator.clients.hint_backend import HintBackendClient
-from orchestrator.errors import ConflictError, HintGenerationFailedError, NotFoundError, ValidationError
+from orchestrator import metrics
+from orchestrator.errors import (
+    ConflictError, HintGenerationFailedError, NotFoundError, QuotaExceededError, ValidationError,
+)
 from orchestrator.service import outbox, quotas
 from orchestrator.service.profiles import QuotaProfiles
 from orchestrator.store.db import Database
@@ -67,7 +70,11 @@ def request_hint(
     with db.scope(immediate=True) as session:
         quotas.lock_student_problem(session, student_id=student_id, problem_id=problem_id)
         status = quotas.quota_status(session, limits, student_id=student_id, problem_id=problem_id)
-        quotas.ensure_allowed(status, hint_type)
+        try:
+            quotas.ensure_allowed(status, hint_type)
+        except QuotaExceededError as exc:
+            metrics.QUOTA_REJECTIONS.labels(exc.detail["limit"]).inc()
+            raise
         hint = HintRequest(
             student_id=student_id, problem_id=problem_id, hint_type=hint_type,
             student_program=student_program, student_notebook=student_notebook,
