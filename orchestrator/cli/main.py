@@ -7,7 +7,7 @@ import sys
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import config, db, feedback, hints, instructors, problems, serve, simulate, worker
+from orchestrator.cli import config, db, doctor, feedback, hints, instructors, problems, serve, simulate, worker
 from orchestrator.cli.state import State
 from orchestrator.logs import configure_logging, quiet_logging
 
@@ -53,6 +53,7 @@ app.command("migrate")(db.migrate)
 app.command("simulate")(simulate.simulate)
 app.command("worker")(worker.worker)
 app.command("config")(config.show_config)
+app.command("doctor")(doctor.doctor)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(problems.executions_app, name="executions")
 app.add_typer(hints.quota_app, name="quota")
