@@ -10,7 +10,7 @@ import falcon
 
 from orchestrator.api import errors
 from orchestrator.api.middleware import BodyLimit, RequestContext, SecurityHeaders
-from orchestrator.api.resources import feedback, health, hints, metrics, openapi, problems
+from orchestrator.api.resources import admin, feedback, health, hints, metrics, openapi, problems
 from orchestrator.runtime import Runtime, build_runtime
 from orchestrator.settings import Settings, load_settings
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App
     # Query parameters are passed upstream as they came, blank values included.
     app.req_options.keep_blank_qs_values = True
     errors.install(app)
-    for area in (health, openapi, metrics, problems, hints, feedback):
+    for area in (health, openapi, metrics, problems, hints, feedback, admin):
         area.register(app, runtime)
     return app
 

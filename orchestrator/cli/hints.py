@@ -51,6 +51,37 @@ def quota_show(
     console.print(table)
 
 
+@quota_app.command("grant")
+def quota_grant(
+    ctx: typer.Context,
+    student_id: str = typer.Argument(..., help="The student's id."),
+    problem_id: str = typer.Argument(..., help="The problem's id."),
+    hint_type: str = typer.Option(..., "--type", help="plan, debug or optimize."),
+    count: int = typer.Option(1, "--count", min=1, max=100, help="How many extra hints."),
+    reason: str = typer.Option(None, "--reason", help="Why (kept for the report)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new quota as JSON."),
+) -> None:
+    """Give a student extra hints of one type on a problem, on top of the quota profile.
+
+    Raises that type's limit (and the overall limit, when it is not unlimited) by COUNT.
+    """
+    from orchestrator.service import quotas
+
+    rt = ctx.obj.runtime
+    try:
+        with rt.db.scope() as session:
+            quotas.grant(session, student_id=student_id, problem_id=problem_id, hint_type=hint_type, count=count,
+                         reason=reason, granted_by="cli")
+        data = hints_service.quota_left(rt.db, rt.quota_profiles, student_id=student_id, problem_id=problem_id)
+    except OrchestratorError as exc:
+        fail_with(exc)
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"granted {count} more {text(hint_type)} hint{'s' if count != 1 else ''}; "
+                  f"{text(hint_type)} left: {_limit(data['left'][hint_type])}")
+
+
 @quota_app.command("profiles")
 def quota_profiles(
     ctx: typer.Context,

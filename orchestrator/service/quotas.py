@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select, text
 from sqlmodel import Session
 
-from orchestrator.errors import QuotaExceededError
+from orchestrator.errors import QuotaExceededError, ValidationError
 from orchestrator.service.profiles import LIMIT_KEYS, Limits
-from orchestrator.store.models import HINT_TYPES, HintRequest
+from orchestrator.store.models import HINT_TYPES, HintRequest, QuotaGrant
 
 _hints = HintRequest.__table__
+_grants = QuotaGrant.__table__
 
 # Counted: everything but requests that finished unsuccessfully and were not cancelled.
 COUNTS_AGAINST_QUOTA = or_(_hints.c.status != "failed", _hints.c.is_cancelled.is_(True))
@@ -66,7 +67,46 @@ def usage(session: Session, *, student_id: str, problem_id: str) -> dict[str, in
 
 
 def quota_status(session: Session, limits: Limits, *, student_id: str, problem_id: str) -> QuotaStatus:
+    """The profile's limits raised by the student's grants, and what was used."""
+    granted = grants(session, student_id=student_id, problem_id=problem_id)
+    if any(granted.values()):
+        total = sum(granted.values())
+        limits = Limits(
+            overall=None if limits.overall is None else limits.overall + total,
+            **{t: None if limits.for_type(t) is None else limits.for_type(t) + granted[t] for t in HINT_TYPES},
+        )
     return QuotaStatus(limits=limits, used=usage(session, student_id=student_id, problem_id=problem_id))
+
+
+def grants(session: Session, *, student_id: str, problem_id: str) -> dict[str, int]:
+    """Extra hints granted to the student on the problem, per hint type."""
+    rows = session.connection().execute(
+        select(_grants.c.hint_type, func.sum(_grants.c.count))
+        .where(and_(_grants.c.student_id == student_id, _grants.c.problem_id == problem_id))
+        .group_by(_grants.c.hint_type)
+    )
+    result = {hint_type: 0 for hint_type in HINT_TYPES}
+    for hint_type, total in rows:
+        if hint_type in result:
+            result[hint_type] = int(total or 0)
+    return result
+
+
+def grant(session: Session, *, student_id: str, problem_id: str, hint_type: str, count: int,
+          reason: str | None = None, granted_by: str | None = None) -> None:
+    """Give a student ``count`` more ``hint_type`` hints on a problem (and as many more
+    overall, when the overall limit is not unlimited).
+
+    Raises:
+        ValidationError: unknown hint type, or a count outside 1..100.
+    """
+    if hint_type not in HINT_TYPES:
+        raise ValidationError(f"Unknown hint type {hint_type!r}; expected one of {', '.join(HINT_TYPES)}",
+                              detail={"field": "hint_type"})
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+        raise ValidationError("The count must be a whole number from 1 to 100", detail={"field": "count"})
+    session.add(QuotaGrant(student_id=student_id, problem_id=problem_id, hint_type=hint_type, count=count,
+                           reason=reason, granted_by=granted_by))
 
 
 def ensure_allowed(status: QuotaStatus, hint_type: str) -> None:

@@ -257,6 +257,23 @@ class AuthFailure(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class QuotaGrant(SQLModel, table=True):
+    """Extra hints an instructor or operator granted a student on a problem, on top of
+    the quota profile (``orchestrator quota grant``, ``POST /admin/quota_grant/``)."""
+
+    __tablename__ = "quota_grant"
+    __table_args__ = (Index("ix_quota_grant_student_problem", "student_id", "problem_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    student_id: str = Field(max_length=255)
+    problem_id: str = Field(max_length=255)
+    hint_type: str = Field(max_length=16)
+    count: int
+    reason: str | None = Field(default=None, sa_type=Text)
+    granted_by: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 def metadata():
     """The metadata every table registers on (what Alembic compares against)."""
     return SQLModel.metadata
