@@ -95,6 +95,8 @@ class Settings:
     delivery_backoff_max_seconds: float = 60.0
     outbox_lease_seconds: float = 30.0
     dispatcher_interval_seconds: float = 0.5
+    student_app_dir: Path | None = None
+    instructor_app_dir: Path | None = None
     metrics_require_token: bool = False
     auth_failure_limit: int = 10
     auth_failure_window_seconds: int = 300
@@ -116,7 +118,7 @@ class Settings:
             data["smtp"]["password"] = "***"
         data["trusted_proxies"] = [str(net) for net in self.trusted_proxies]
         data["cors_origins"] = list(self.cors_origins)
-        for key in ("quota_profiles_dir", "instructor_config", "log_dir"):
+        for key in ("quota_profiles_dir", "instructor_config", "log_dir", "student_app_dir", "instructor_app_dir"):
             data[key] = str(data[key]) if data[key] is not None else None
         return data
 
@@ -188,6 +190,8 @@ def load_settings(
         delivery_backoff_max_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
         outbox_lease_seconds=_lease(env),
         dispatcher_interval_seconds=env.number("ORCHESTRATOR_DISPATCHER_INTERVAL_SECONDS", 0.5),
+        student_app_dir=env.directory("ORCHESTRATOR_STUDENT_APP_DIR"),
+        instructor_app_dir=env.directory("ORCHESTRATOR_INSTRUCTOR_APP_DIR"),
         metrics_require_token=_metrics_protection(env),
         auth_failure_limit=env.integer("ORCHESTRATOR_AUTH_FAILURE_LIMIT", 10, minimum=1),
         auth_failure_window_seconds=env.integer("ORCHESTRATOR_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1),
@@ -274,6 +278,15 @@ class _Env:
     def path(self, name: str) -> Path | None:
         raw = self.get(name)
         return Path(raw) if raw else None
+
+    def directory(self, name: str) -> Path | None:
+        """A directory holding a built single-page app (with its index.html)."""
+        path = self.path(name)
+        if path is None:
+            return None
+        if not (path / "index.html").is_file():
+            raise ConfigError(f"{name}: {path} is not a directory with an index.html (a built app)")
+        return path.resolve()
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:
         nets = []

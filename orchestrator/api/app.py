@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import falcon
 
-from orchestrator.api import errors
+from orchestrator.api import errors, frontends
 from orchestrator.api.middleware import BodyLimit, RequestContext, SecurityHeaders
 from orchestrator.api.resources import admin, feedback, health, hints, metrics, openapi, problems
 from orchestrator.runtime import Runtime, build_runtime
@@ -24,6 +24,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App
                 allow_origins=list(settings.cors_origins), expose_headers=["X-Request-ID"]
             )
         )
+    if settings.student_app_dir or settings.instructor_app_dir:
+        middleware.append(frontends.FrontendGuard(runtime))
     app = falcon.App(middleware=middleware)
     # Paths keep their trailing slash (CONTRACT.md); "/x" and "/x/" are different routes.
     app.req_options.strip_url_path_trailing_slash = False
@@ -32,6 +34,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> falcon.App
     errors.install(app)
     for area in (health, openapi, metrics, problems, hints, feedback, admin):
         area.register(app, runtime)
+    frontends.register(app, runtime)
     return app
 
 

@@ -72,7 +72,8 @@ class SecurityHeaders:
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         for name, value in SECURITY_HEADERS.items():
-            resp.set_header(name, value)
+            if resp.get_header(name) is None:
+                resp.set_header(name, value)
         if resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")
 
