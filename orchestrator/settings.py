@@ -85,6 +85,7 @@ class Settings:
     service_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[IPNetwork, ...] = ()
     admin_token: str | None = field(default=None, repr=False)
+    pseudonym_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
     smtp: SmtpSettings | None = None
@@ -112,7 +113,7 @@ class Settings:
         """The settings as plain data with secrets and passwords masked (for display)."""
         data = asdict(self)
         data["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
-        for key in ("service_token", "admin_token"):
+        for key in ("service_token", "admin_token", "pseudonym_key"):
             data[key] = "***" if data[key] else None
         if data["smtp"] and data["smtp"]["password"]:
             data["smtp"]["password"] = "***"
@@ -176,6 +177,7 @@ def load_settings(
         service_token=env.secret("ORCHESTRATOR_SERVICE_TOKEN"),
         trusted_proxies=env.networks("ORCHESTRATOR_TRUSTED_PROXIES"),
         admin_token=env.secret("ORCHESTRATOR_ADMIN_TOKEN"),
+        pseudonym_key=env.secret("ORCHESTRATOR_PSEUDONYM_KEY"),
         max_body_bytes=env.integer("ORCHESTRATOR_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1),
         cors_origins=_cors_origins(env),
         smtp=_smtp(env),

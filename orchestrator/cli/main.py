@@ -8,7 +8,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli import (
-    config, db, doctor, feedback, hints, instructors, problems, report, serve, simulate, worker,
+    config, db, doctor, export, feedback, hints, instructors, problems, report, serve, simulate, worker,
 )
 from orchestrator.cli.state import State
 from orchestrator.logs import configure_logging, quiet_logging
@@ -57,6 +57,7 @@ app.command("worker")(worker.worker)
 app.command("config")(config.show_config)
 app.command("doctor")(doctor.doctor)
 app.command("report")(report.report)
+app.command("export")(export.export)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(problems.executions_app, name="executions")
 app.add_typer(hints.quota_app, name="quota")
