@@ -96,6 +96,7 @@ class Settings:
     delivery_backoff_max_seconds: float = 60.0
     outbox_lease_seconds: float = 30.0
     dispatcher_interval_seconds: float = 0.5
+    retention_days: int | None = None
     student_app_dir: Path | None = None
     instructor_app_dir: Path | None = None
     metrics_require_token: bool = False
@@ -192,6 +193,7 @@ def load_settings(
         delivery_backoff_max_seconds=env.number("ORCHESTRATOR_DELIVERY_BACKOFF_MAX_SECONDS", 60.0),
         outbox_lease_seconds=_lease(env),
         dispatcher_interval_seconds=env.number("ORCHESTRATOR_DISPATCHER_INTERVAL_SECONDS", 0.5),
+        retention_days=env.integer("ORCHESTRATOR_RETENTION_DAYS", 0, minimum=0) or None,
         student_app_dir=env.directory("ORCHESTRATOR_STUDENT_APP_DIR"),
         instructor_app_dir=env.directory("ORCHESTRATOR_INSTRUCTOR_APP_DIR"),
         metrics_require_token=_metrics_protection(env),

@@ -8,7 +8,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli import (
-    config, db, doctor, export, feedback, hints, instructors, problems, report, serve, simulate, worker,
+    config, db, doctor, export, feedback, hints, instructors, privacy, problems, report, serve, simulate, worker,
 )
 from orchestrator.cli.state import State
 from orchestrator.logs import configure_logging, quiet_logging
@@ -58,6 +58,7 @@ app.command("config")(config.show_config)
 app.command("doctor")(doctor.doctor)
 app.command("report")(report.report)
 app.command("export")(export.export)
+app.command("prune")(privacy.prune)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(problems.executions_app, name="executions")
 app.add_typer(hints.quota_app, name="quota")
@@ -65,3 +66,4 @@ app.add_typer(hints.hints_app, name="hints")
 app.add_typer(hints.outbox_app, name="outbox")
 app.add_typer(instructors.instructors_app, name="instructors")
 app.add_typer(feedback.feedback_app, name="feedback")
+app.add_typer(privacy.students_app, name="students")
