@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.service import hints, notifications
+from orchestrator.service import feedback, hints, notifications
 from orchestrator.service.outbox import DeliveryPolicy, Dispatcher
 
 if TYPE_CHECKING:
     from orchestrator.runtime import Runtime
 
 DEADLINE_SWEEP_SECONDS = 5.0
+REMINDER_SWEEP_SECONDS = 30.0
 
 
 def build_dispatcher(runtime: Runtime, *, threads: int = 4) -> Dispatcher:
@@ -36,6 +37,10 @@ def build_dispatcher(runtime: Runtime, *, threads: int = 4) -> Dispatcher:
                **notifications.delivery_kinds(runtime.mailer)},
         policy=policy,
         threads=threads,
-        periodic=[(min(DEADLINE_SWEEP_SECONDS, settings.hint_result_deadline_seconds / 2,
-                       settings.reflection_deadline_seconds / 2), sweep)],
+        periodic=[
+            (min(DEADLINE_SWEEP_SECONDS, settings.hint_result_deadline_seconds / 2,
+                 settings.reflection_deadline_seconds / 2), sweep),
+            (REMINDER_SWEEP_SECONDS,
+             lambda: feedback.send_reminders(runtime.db, runtime.instructor_config, runtime.notifier)),
+        ],
     )

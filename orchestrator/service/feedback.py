@@ -321,6 +321,43 @@ def full_item(row, hint, config: InstructorConfig, *, name: str, description: st
     }
 
 
+def send_reminders(db: Database, config: InstructorConfig, notifier: Notifier) -> int:
+    """Remind the instructors of escalations waiting longer than ``reminder_after``.
+
+    Each request is counted once per threshold it passes (after 1x, 2x, ... the
+    threshold), recorded in ``reminders_sent`` by a conditional update, so several
+    dispatchers never remind twice for the same step. One e-mail per instructor per
+    sweep. Returns how many requests were reminded about.
+    """
+    if config.reminder_after_minutes is None or not notifier.enabled:
+        return 0
+    step = timedelta(minutes=config.reminder_after_minutes)
+    now = utcnow()
+    cutoff = assignment_cutoff(config, now)
+    overdue = 0
+    oldest: datetime | None = None
+    with db.scope(immediate=True) as session:
+        connection = session.connection()
+        rows = connection.execute(
+            select(_feedback.c.id, _feedback.c.created_at, _feedback.c.reminders_sent)
+            .where(and_(_available(cutoff), _feedback.c.created_at <= now - step))
+        ).all()
+        for row in rows:
+            due = int((now - row.created_at) / step)
+            if due <= row.reminders_sent:
+                continue
+            overdue += connection.execute(
+                update(_feedback).where(and_(_feedback.c.id == row.id, _feedback.c.reminders_sent == row.reminders_sent))
+                .values(reminders_sent=due)
+            ).rowcount
+            oldest = row.created_at if oldest is None else min(oldest, row.created_at)
+        if overdue:
+            counts = queue_counts(session, config, now)
+            notifier.reminder(session, overdue=overdue, waiting=counts["waiting"],
+                              oldest_minutes=int((now - oldest).total_seconds() // 60))
+    return overdue
+
+
 def describe(
     db: Database, config: InstructorConfig, *, problem_client, catalog, instructor_request_id: int, full: bool
 ) -> dict[str, Any]:

@@ -36,6 +36,7 @@ DEFAULT_PATH = Path("instructors.yaml")
 DEFAULT_TIMEOUT_MINUTES = 30
 
 INSTRUCTOR_PLACEHOLDERS = frozenset({"n_unprocessed_requests", "n_inprocessing_requests"})
+REMINDER_PLACEHOLDERS = frozenset({"n_overdue_requests", "n_unprocessed_requests", "oldest_waiting_minutes"})
 STUDENT_PLACEHOLDERS = frozenset({"problem_id"})
 
 
@@ -63,6 +64,15 @@ DEFAULT_STUDENT_TEMPLATE = Template(
 )
 
 
+DEFAULT_REMINDER_TEMPLATE = Template(
+    subject="Reminder: {n_overdue_requests} escalations have waited too long",
+    body=(
+        "{n_overdue_requests} escalated requests have passed the reminder threshold; the oldest has waited "
+        "{oldest_waiting_minutes} minutes. {n_unprocessed_requests} are waiting in all.\n"
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Instructor:
     id: str
@@ -76,6 +86,8 @@ class InstructorConfig:
     timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     instructor_email: Template = DEFAULT_INSTRUCTOR_TEMPLATE
     student_email: Template = DEFAULT_STUDENT_TEMPLATE
+    reminder_after_minutes: int | None = None
+    reminder_email: Template = DEFAULT_REMINDER_TEMPLATE
     source: str = "built-in default (no instructors)"
     _by_id: dict[str, Instructor] = field(default_factory=dict, compare=False, repr=False)
 
@@ -119,7 +131,8 @@ def load_instructor_config(path: Path | None) -> InstructorConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping with 'instructors', 'feedback_timeout' and templates")
-    known = {"instructors", "feedback_timeout", "instructor_notification_email", "student_notification_email"}
+    known = {"instructors", "feedback_timeout", "instructor_notification_email", "student_notification_email",
+             "reminder_after", "reminder_email"}
     unknown = sorted(map(str, set(data) - known))
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}: unknown key (expected {', '.join(sorted(known))})")
@@ -131,6 +144,10 @@ def load_instructor_config(path: Path | None) -> InstructorConfig:
                                    INSTRUCTOR_PLACEHOLDERS, DEFAULT_INSTRUCTOR_TEMPLATE),
         student_email=_template(path, "student_notification_email", data.get("student_notification_email"),
                                 STUDENT_PLACEHOLDERS, DEFAULT_STUDENT_TEMPLATE),
+        reminder_after_minutes=None if data.get("reminder_after") is None
+        else _positive_minutes(path, "reminder_after", data["reminder_after"]),
+        reminder_email=_template(path, "reminder_email", data.get("reminder_email"), REMINDER_PLACEHOLDERS,
+                                 DEFAULT_REMINDER_TEMPLATE),
         source=str(path),
     )
 
@@ -169,8 +186,12 @@ def _instructors(path: Path, items: Any) -> tuple[Instructor, ...]:
 
 
 def _timeout(path: Path, value: Any) -> int:
+    return _positive_minutes(path, "feedback_timeout", value)
+
+
+def _positive_minutes(path: Path, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{path}: feedback_timeout: must be a positive whole number of minutes, got {value!r}")
+        raise ConfigError(f"{path}: {key}: must be a positive whole number of minutes, got {value!r}")
     return value
 
 
@@ -206,7 +227,8 @@ def _check_placeholders(path: Path, where: str, text: str, allowed: frozenset[st
                 + ", ".join("{" + a + "}" for a in sorted(allowed)) + ")"
             )
     # Render it as it will be rendered: counts are integers, the problem id a string.
-    samples = {"n_unprocessed_requests": 3, "n_inprocessing_requests": 1, "problem_id": "sum_two"}
+    samples = {"n_unprocessed_requests": 3, "n_inprocessing_requests": 1, "problem_id": "sum_two",
+               "n_overdue_requests": 2, "oldest_waiting_minutes": 75}
     try:
         text.format(**{name: samples[name] for name in allowed})
     except (ValueError, IndexError, KeyError, TypeError) as exc:

@@ -39,6 +39,16 @@ class Notifier:
             return 0
         return sum(self._enqueue(session, address, *rendered) for address in self.config.emails)
 
+    def reminder(self, session: Session, *, overdue: int, waiting: int, oldest_minutes: int) -> int:
+        """Remind every instructor of escalations waiting past the reminder threshold."""
+        if not self.enabled or not self.config.emails:
+            return 0
+        rendered = _render(self.config.reminder_email, n_overdue_requests=overdue, n_unprocessed_requests=waiting,
+                           oldest_waiting_minutes=oldest_minutes)
+        if rendered is None:
+            return 0
+        return sum(self._enqueue(session, address, *rendered) for address in self.config.emails)
+
     def student_answered(self, session: Session, *, address: str | None, problem_id: str) -> int:
         """Tell the student (if they gave an address) that an instructor answered."""
         if not self.enabled or not address:

@@ -191,6 +191,8 @@ class InstructorFeedbackRequest(SQLModel, table=True):
     answered_at: datetime | None = _time()
     is_feedback_helpful: bool | None = Field(default=None, sa_type=Boolean)
     rated_at: datetime | None = _time()
+    # Reminder e-mails sent about this request while it waited (one per threshold passed).
+    reminders_sent: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class OutboxMessage(SQLModel, table=True):
