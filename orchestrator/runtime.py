@@ -44,7 +44,8 @@ def build_runtime(settings: Settings) -> Runtime:
     mailer = Mailer(settings.smtp, timeout=settings.upstream_read_timeout) if settings.smtp else None
     return Runtime(
         settings=settings,
-        db=Database(make_engine(settings.database_url)),
+        db=Database(make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                                max_overflow=settings.db_max_overflow)),
         problem_handler=problem_handler.build(settings),
         hint_backend=hint_backend.build(settings),
         catalog=CatalogCache(settings.catalog_cache_seconds),

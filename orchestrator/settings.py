@@ -74,6 +74,8 @@ class Settings:
 
     database_url: str
     upstream: UpstreamUrls
+    db_pool_size: int = 2
+    db_max_overflow: int = 3
     upstream_connect_timeout: float = 3.0
     upstream_read_timeout: float = 5.0
     upstream_retries: int = 2
@@ -168,6 +170,8 @@ def load_settings(
             hint_add_request=env.url("BACKEND_HINT_ADD_REQUEST_URL"),
             hint_add_reflection=env.url("BACKEND_HINT_ADD_REFLECTION_URL"),
         ),
+        db_pool_size=env.integer("ORCHESTRATOR_DB_POOL_SIZE", 2, minimum=1),
+        db_max_overflow=env.integer("ORCHESTRATOR_DB_MAX_OVERFLOW", 3, minimum=0),
         upstream_connect_timeout=env.number("ORCHESTRATOR_UPSTREAM_CONNECT_TIMEOUT", 3.0),
         upstream_read_timeout=env.number("ORCHESTRATOR_UPSTREAM_READ_TIMEOUT", 5.0),
         upstream_retries=env.integer("ORCHESTRATOR_UPSTREAM_RETRIES", 2, minimum=0),

@@ -18,7 +18,7 @@ from sqlmodel import Session, create_engine
 
 from orchestrator.errors import DatabaseUnavailableError, SchemaNotCurrentError
 
-def make_engine(database_url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 2, max_overflow: int = 3) -> Engine:
     """Build the engine for ``database_url`` (SQLite file or PostgreSQL)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
