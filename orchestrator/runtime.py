@@ -34,7 +34,7 @@ class Runtime:
         self.db.dispose()
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, *, connections: int | None = None) -> Runtime:
     """Build the collaborators every operation needs. Opens no connection yet.
 
     Raises:
@@ -44,7 +44,8 @@ def build_runtime(settings: Settings) -> Runtime:
     mailer = Mailer(settings.smtp, timeout=settings.upstream_read_timeout) if settings.smtp else None
     return Runtime(
         settings=settings,
-        db=Database(make_engine(settings.database_url, pool_size=settings.db_pool_size,
+        # ``connections``: at least this many at once (a dispatcher's delivery threads).
+        db=Database(make_engine(settings.database_url, pool_size=max(settings.db_pool_size, connections or 0),
                                 max_overflow=settings.db_max_overflow)),
         problem_handler=problem_handler.build(settings),
         hint_backend=hint_backend.build(settings),

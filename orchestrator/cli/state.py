@@ -26,7 +26,13 @@ class State:
 
     @cached_property
     def runtime(self) -> Runtime:
+        return self.build_runtime()
+
+    def build_runtime(self, *, connections: int | None = None) -> Runtime:
+        """A runtime for this command; ``connections`` sizes its pool for threads."""
         try:
-            return build_runtime(self.settings)
+            runtime = build_runtime(self.settings, connections=connections)
         except ConfigError as exc:
             fail_with(exc)
+        self.__dict__["runtime"] = runtime  # what ``runtime`` returns from now on
+        return runtime

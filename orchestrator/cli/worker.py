@@ -29,6 +29,8 @@ def worker(
     the deliveries in flight and exits.
     """
     settings = ctx.obj.settings
+    # Each delivery thread may hold a connection, plus one for claims and sweeps.
+    ctx.obj.build_runtime(connections=threads + 1)
     try:
         check_readiness(ctx.obj.runtime.db)
     except OrchestratorError as exc:
