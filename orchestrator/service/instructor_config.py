@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestrator.errors import ConfigError
+from orchestrator.service.yamlfile import read_yaml
 
 DEFAULT_PATH = Path("instructors.yaml")
 DEFAULT_TIMEOUT_MINUTES = 30
@@ -121,12 +120,7 @@ def load_instructor_config(path: Path | None) -> InstructorConfig:
         path = DEFAULT_PATH
     elif not path.is_file():
         raise ConfigError(f"ORCHESTRATOR_INSTRUCTOR_CONFIG: no such file: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -37,9 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestrator.errors import ConfigError
+from orchestrator.service.yamlfile import read_yaml
 from orchestrator.store.models import HINT_TYPES
 
 LIMIT_KEYS = ("overall", *HINT_TYPES)
@@ -138,12 +137,7 @@ _UNSET: Any = object()
 
 def parse_profile_file(path: Path) -> tuple[Limits | None, list[Override]]:
     """The default (if the file gives one) and overrides of one file, validated."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    data = read_yaml(path)
     if data is None:
         return None, []
     if not isinstance(data, dict):
