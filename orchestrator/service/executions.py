@@ -111,8 +111,8 @@ def _record(db: Database, execution_id: int, values: dict[str, Any], *, final: b
         .where(col(ProgramExecution.finished_at).is_(None))
         .values(**values)
     )
-    with db.scope() as session:
-        session.exec(statement)
+    with db.statement() as connection:
+        connection.execute(statement)
 
 
 def list_executions(

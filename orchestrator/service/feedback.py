@@ -108,8 +108,8 @@ def _already_escalated(hint_request_id: int, existing: int | None) -> ConflictEr
 
 
 def query_feedback(db: Database, *, instructor_request_id: int) -> dict[str, Any]:
-    with db.scope() as session:
-        row = session.connection().execute(
+    with db.statement() as connection:
+        row = connection.execute(
             select(_feedback.c.state, _feedback.c.instructor_feedback).where(_feedback.c.id == instructor_request_id)
         ).first()
     if row is None:

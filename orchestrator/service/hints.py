@@ -68,8 +68,8 @@ def request_hint(
         )
     limits = profiles.limits_for(problem_id)
     with db.scope(immediate=True) as session:
-        quotas.lock_student_problem(session, student_id=student_id, problem_id=problem_id)
-        status = quotas.quota_status(session, limits, student_id=student_id, problem_id=problem_id)
+        quotas.lock_student_problem(session.connection(), student_id=student_id, problem_id=problem_id)
+        status = quotas.quota_status(session.connection(), limits, student_id=student_id, problem_id=problem_id)
         try:
             quotas.ensure_allowed(status, hint_type)
         except QuotaExceededError as exc:
@@ -131,8 +131,8 @@ def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:
         )
         .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason)
     )
-    with db.scope() as session:
-        row = session.connection().execute(statement).first()
+    with db.statement() as connection:
+        row = connection.execute(statement).first()
     if row is None:
         raise _not_found(request_id)
     status, hint, failure_reason = row
@@ -171,8 +171,8 @@ def list_finished(db: Database, *, student_id: str, problem_id: str) -> list[dic
                     _hints.c.status != PENDING, _hints.c.is_cancelled.is_(False)))
         .order_by(_hints.c.created_at, _hints.c.id)
     )
-    with db.scope() as session:
-        rows = session.connection().execute(query).all()
+    with db.statement() as connection:
+        rows = connection.execute(query).all()
     return [
         {
             "id": row.id,
@@ -190,8 +190,8 @@ def list_finished(db: Database, *, student_id: str, problem_id: str) -> list[dic
 
 def rate_hint(db: Database, *, request_id: int, is_hint_helpful: bool) -> None:
     """Store (or change) the student's rating of a hint. Raises NotFoundError."""
-    with db.scope() as session:
-        changed = session.connection().execute(
+    with db.statement() as connection:
+        changed = connection.execute(
             update(_hints).where(_hints.c.id == request_id)
             .values(is_hint_helpful=is_hint_helpful, rated_at=utcnow())
         ).rowcount
@@ -213,18 +213,16 @@ def cancel(db: Database, *, request_id: int) -> None:
 
 
 def quota_left(db: Database, profiles: QuotaProfiles, *, student_id: str, problem_id: str) -> dict[str, Any]:
-    with db.scope() as session:
+    with db.statement() as connection:
         status = quotas.quota_status(
-            session, profiles.limits_for(problem_id), student_id=student_id, problem_id=problem_id
+            connection, profiles.limits_for(problem_id), student_id=student_id, problem_id=problem_id
         )
     return status.as_dict(student_id, problem_id)
 
 
 def has_ever_requested(db: Database, *, student_id: str) -> bool:
-    with db.scope() as session:
-        return bool(session.connection().execute(
-            select(exists().where(_hints.c.student_id == student_id))
-        ).scalar())
+    with db.statement() as connection:
+        return bool(connection.execute(select(exists().where(_hints.c.student_id == student_id))).scalar())
 
 
 # ---------------------------------------------------------------------- the backend's callback

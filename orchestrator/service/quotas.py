@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.errors import QuotaExceededError, ValidationError
@@ -51,9 +52,9 @@ class QuotaStatus:
         }
 
 
-def usage(session: Session, *, student_id: str, problem_id: str) -> dict[str, int]:
+def usage(connection: Connection, *, student_id: str, problem_id: str) -> dict[str, int]:
     """Requests counting against the quota, per hint type and overall (one indexed query)."""
-    rows = session.connection().execute(
+    rows = connection.execute(
         select(_hints.c.hint_type, func.count())
         .where(and_(_hints.c.student_id == student_id, _hints.c.problem_id == problem_id, COUNTS_AGAINST_QUOTA))
         .group_by(_hints.c.hint_type)
@@ -66,21 +67,21 @@ def usage(session: Session, *, student_id: str, problem_id: str) -> dict[str, in
     return used
 
 
-def quota_status(session: Session, limits: Limits, *, student_id: str, problem_id: str) -> QuotaStatus:
+def quota_status(connection: Connection, limits: Limits, *, student_id: str, problem_id: str) -> QuotaStatus:
     """The profile's limits raised by the student's grants, and what was used."""
-    granted = grants(session, student_id=student_id, problem_id=problem_id)
+    granted = grants(connection, student_id=student_id, problem_id=problem_id)
     if any(granted.values()):
         total = sum(granted.values())
         limits = Limits(
             overall=None if limits.overall is None else limits.overall + total,
             **{t: None if limits.for_type(t) is None else limits.for_type(t) + granted[t] for t in HINT_TYPES},
         )
-    return QuotaStatus(limits=limits, used=usage(session, student_id=student_id, problem_id=problem_id))
+    return QuotaStatus(limits=limits, used=usage(connection, student_id=student_id, problem_id=problem_id))
 
 
-def grants(session: Session, *, student_id: str, problem_id: str) -> dict[str, int]:
+def grants(connection: Connection, *, student_id: str, problem_id: str) -> dict[str, int]:
     """Extra hints granted to the student on the problem, per hint type."""
-    rows = session.connection().execute(
+    rows = connection.execute(
         select(_grants.c.hint_type, func.sum(_grants.c.count))
         .where(and_(_grants.c.student_id == student_id, _grants.c.problem_id == problem_id))
         .group_by(_grants.c.hint_type)
@@ -125,9 +126,8 @@ def ensure_allowed(status: QuotaStatus, hint_type: str) -> None:
         )
 
 
-def lock_student_problem(session: Session, *, student_id: str, problem_id: str) -> None:
+def lock_student_problem(connection: Connection, *, student_id: str, problem_id: str) -> None:
     """Serialise quota decisions for one student and problem until the transaction ends."""
-    connection = session.connection()
     if connection.dialect.name != "postgresql":
         return  # SQLite: the transaction began IMMEDIATE and holds the write lock.
     digest = hashlib.blake2b(f"{student_id}\x1f{problem_id}".encode(), digest_size=8).digest()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
@@ -37,7 +37,10 @@ def make_engine(database_url: str, *, pool_size: int = 2, max_overflow: int = 3)
         url = url.set(drivername="postgresql+psycopg2")
     return create_engine(
         url,
-        pool_pre_ping=True,
+        # No ping before each use (a round trip per request): a connection the server
+        # dropped fails its statement with a disconnect error, which invalidates the
+        # pool, answers that one request with 503, and the next ones reconnect.
+        pool_pre_ping=False,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
@@ -93,27 +96,52 @@ class Database:
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             yield session
             session.commit()
-        except (OperationalError, InterfaceError, ProgrammingError) as exc:
-            _quiet_rollback(session)
-            if isinstance(exc, InterfaceError) or (isinstance(exc, OperationalError) and is_connection_error(exc)):
-                raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
-            if is_missing_table(exc):
-                raise SchemaNotCurrentError(
-                    "The database is not migrated; run `orchestrator migrate`") from exc
-            raise
         except DBAPIError as exc:
             _quiet_rollback(session)
-            if exc.connection_invalidated:
-                raise DatabaseUnavailableError("The database is unavailable; try again shortly") from exc
-            raise
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
 
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for one statement that needs no transaction of its own (a read,
+        or a single UPDATE): autocommit on PostgreSQL, so it costs one round trip
+        instead of BEGIN, statement, COMMIT. Hot paths use it (PERFORMANCE_NOTES.md).
+
+        Raises:
+            DatabaseUnavailableError, SchemaNotCurrentError: as :meth:`scope`.
+        """
+        try:
+            if self.is_sqlite:
+                with self.engine.begin() as connection:
+                    yield connection
+            else:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                    yield connection
+        except DBAPIError as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _translated(exc: DBAPIError) -> Exception:
+    """The domain error a database failure means, or the failure itself."""
+    if isinstance(exc, InterfaceError) or exc.connection_invalidated or (
+            isinstance(exc, OperationalError) and is_connection_error(exc)):
+        return DatabaseUnavailableError("The database is unavailable; try again shortly")
+    if isinstance(exc, (OperationalError, ProgrammingError)) and is_missing_table(exc):
+        return SchemaNotCurrentError("The database is not migrated; run `orchestrator migrate`")
+    return exc
 
 
 def _quiet_rollback(session: Session) -> None:
