@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, select, update
 from sqlmodel import Session
 
 from orchestrator.clients.hint_backend import HintBackendClient
@@ -119,20 +119,9 @@ def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:
         NotFoundError: unknown id.
         HintGenerationFailedError: the hint ended without a hint (answered as 500).
     """
-    now = utcnow()
-    statement = (
-        update(_hints)
-        .where(_hints.c.id == request_id)
-        .values(
-            poll_count=_hints.c.poll_count + 1,
-            first_polled_at=_coalesce(_hints.c.first_polled_at, now),
-            last_polled_at=now,
-            result_returned_at=_case_finished(now),
-        )
-        .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason)
-    )
-    with db.statement() as connection:
-        row = connection.execute(statement).first()
+    # The poll only bumps its statistics: a relaxed commit (no wait for the WAL flush).
+    with db.statement(relaxed=True) as connection:
+        row = connection.execute(_POLL, {"poll_id": request_id, "poll_now": utcnow()}).first()
     if row is None:
         raise _not_found(request_id)
     status, hint, failure_reason = row
@@ -147,19 +136,26 @@ def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:
     )
 
 
-def _coalesce(column, value):
-    from sqlalchemy import func
-
-    return func.coalesce(column, value)
-
-
-def _case_finished(now: datetime):
-    from sqlalchemy import case
-
-    return case(
-        (and_(_hints.c.status != PENDING, _hints.c.result_returned_at.is_(None)), now),
-        else_=_hints.c.result_returned_at,
+def _poll_statement():
+    """Built once: a poll is the hottest statement (one UPDATE ... RETURNING)."""
+    now = bindparam("poll_now", type_=_hints.c.last_polled_at.type)
+    return (
+        update(_hints)
+        .where(_hints.c.id == bindparam("poll_id"))
+        .values(
+            poll_count=_hints.c.poll_count + 1,
+            first_polled_at=func.coalesce(_hints.c.first_polled_at, now),
+            last_polled_at=now,
+            result_returned_at=case(
+                (and_(_hints.c.status != PENDING, _hints.c.result_returned_at.is_(None)), now),
+                else_=_hints.c.result_returned_at,
+            ),
+        )
+        .returning(_hints.c.status, _hints.c.returned_hint, _hints.c.failure_reason)
     )
+
+
+_POLL = _poll_statement()
 
 
 def list_finished(db: Database, *, student_id: str, problem_id: str) -> list[dict[str, Any]]:

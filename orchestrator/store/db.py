@@ -74,6 +74,38 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, class_=Session, expire_on_commit=False)
+        self._relaxed: Engine | None = None
+        self._autocommit: Engine | None = None
+
+    def _secondary(self, name: str, *, relaxed: bool) -> Engine:
+        # Autocommit for the whole engine: no isolation level set and reset per checkout
+        # (measured: that reset cost more than the statement itself).
+        engine = create_engine(self.engine.url, pool_pre_ping=False, pool_size=1, max_overflow=2,
+                               pool_recycle=1800, hide_parameters=True, isolation_level="AUTOCOMMIT",
+                               connect_args={"connect_timeout": 5, "application_name": name})
+        if relaxed:
+            event.listen(engine, "connect", _relaxed_commit)
+        return engine
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """An autocommit engine for single statements (PostgreSQL; SQLite: the same engine)."""
+        if self.is_sqlite:
+            return self.engine
+        if self._autocommit is None:
+            self._autocommit = self._secondary("orchestrator", relaxed=False)
+        return self._autocommit
+
+    @property
+    def relaxed_engine(self) -> Engine:
+        """An engine whose commits do not wait for the WAL flush (``synchronous_commit =
+        off``), for analytics writes only (poll statistics): a database crash may lose
+        their last fraction of a second, never a hint request. SQLite: the same engine."""
+        if self.is_sqlite:
+            return self.engine
+        if self._relaxed is None:
+            self._relaxed = self._secondary("orchestrator-stats", relaxed=True)
+        return self._relaxed
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,10 +141,11 @@ class Database:
             session.close()
 
     @contextmanager
-    def statement(self) -> Iterator[Connection]:
+    def statement(self, *, relaxed: bool = False) -> Iterator[Connection]:
         """A connection for one statement that needs no transaction of its own (a read,
         or a single UPDATE): autocommit on PostgreSQL, so it costs one round trip
         instead of BEGIN, statement, COMMIT. Hot paths use it (PERFORMANCE_NOTES.md).
+        ``relaxed`` uses :attr:`relaxed_engine` (analytics writes only).
 
         Raises:
             DatabaseUnavailableError, SchemaNotCurrentError: as :meth:`scope`.
@@ -122,7 +155,7 @@ class Database:
                 with self.engine.begin() as connection:
                     yield connection
             else:
-                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                with (self.relaxed_engine if relaxed else self.autocommit_engine).connect() as connection:
                     yield connection
         except DBAPIError as exc:
             translated = _translated(exc)
@@ -132,6 +165,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        for engine in (self._relaxed, self._autocommit):
+            if engine is not None:
+                engine.dispose()
+
+
+def _relaxed_commit(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET synchronous_commit TO off")
+    cursor.close()
 
 
 def _translated(exc: DBAPIError) -> Exception:
