@@ -52,7 +52,7 @@ POST_SCRIPT = textwrap.dedent('''
     counter = 0
     request = function()
         counter = counter + 1
-        local body = string.format(%s, counter)
+        local body = string.format(%s, %s)
         return wrk.format(nil, nil, nil, body)
     end
 ''')
@@ -78,8 +78,11 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def wrk(url: str, *, duration: int, connections: int, script: str | None, workdir: Path) -> dict:
+def wrk(url: str, *, duration: int, connections: int, script: str | None, workdir: Path,
+        headers: list[str] | None = None) -> dict:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    for header in headers or []:
+        command += ["-H", header]
     if script is not None:
         path = workdir / f"script-{abs(hash(script))}.lua"
         path.write_text(script)
@@ -138,8 +141,15 @@ def seed(base: str, engine, problems_url: str) -> dict:
                                              "hint_type": "plan", "student_program": "x"})["request_id"]
     execution = post("/problems/execute_program/", {"problem_id": "sum_two", "student_program": "print(1)",
                                                     "student_id": "bench"})["execution_id"]
+    # Requests waiting for a reflection, one per add_reflection call of the benchmark.
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
+                                      is_cancelled, poll_count)
+            SELECT 5000000000 + g, 'reflecting-' || g, 'sum_two', 'debug', 'x', now(), 'pending', false, 0
+            FROM generate_series(1, 200000) g"""))
     time.sleep(0.5)
-    return {"finished": ids[0], "pending": pending, "execution": execution, "reflect": ids[1]}
+    return {"finished": ids[0], "pending": pending, "execution": execution, "reflect_base": 5000000000}
 
 
 def big_table(engine, rows: int) -> None:
@@ -177,10 +187,12 @@ def main() -> int:
     profiles.mkdir()
     (profiles / "default.yaml").write_text("default: {overall: null, plan: null, debug: null, optimize: null}\n")
     (workdir / "floor.py").write_text(FLOOR_APP)
+    (workdir / "instructors.yaml").write_text("instructors:\n  - {id: 1, name: Bench, email: bench@course.example}\n")
     problems, hints = start_simulators(execution_delay=0.0, hint_delay=3600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "DB_", "BACKEND_"))}
     env.update(upstream_environment(problems, hints), DATABASE_URL=url, ORCHESTRATOR_QUOTA_PROFILES=str(profiles),
-               ORCHESTRATOR_LOG_DIR=str(workdir / "logs"), ORCHESTRATOR_LOG_LEVEL="WARNING")
+               ORCHESTRATOR_LOG_DIR=str(workdir / "logs"), ORCHESTRATOR_LOG_LEVEL="WARNING",
+               ORCHESTRATOR_INSTRUCTOR_CONFIG=str(workdir / "instructors.yaml"))
     port, floor_port = free_port(), free_port()
     processes = []
     try:
@@ -197,10 +209,12 @@ def main() -> int:
         wait_ready(f"{base}/readyz", serve)
         wait_ready(f"http://127.0.0.1:{floor_port}/floor", floor)
         ids = seed(base, engine, problems.url)
+        token = json.loads(subprocess.run(
+            [sys.executable, "-m", "orchestrator", "instructors", "add", "1", "--json"], env=env, cwd=workdir,
+            capture_output=True, text=True, check=True).stdout)["token"]
 
         add_body = '\'{"student_id": "load-%d", "problem_id": "sum_two", "hint_type": "debug", "student_program": "x"}\''
-        reflect_body = ('\'{"request_id": ' + str(ids["reflect"]) +
-                        ', "reflection_question": "q", "reflection_answer": "a%d"}\'')
+        reflect_body = '\'{"request_id": %d, "reflection_question": "q", "reflection_answer": "a"}\''
         endpoints = [
             ("floor", f"http://127.0.0.1:{floor_port}/floor", None),
             ("query_hint finished", f"{base}/ai_hint/query_hint/?request_id={ids['finished']}", None),
@@ -212,15 +226,16 @@ def main() -> int:
              None),
             ("get_execution_result", f"{base}/problems/get_execution_result/?execution_id={ids['execution']}", None),
             ("fetch_request (empty)", f"{base}/instructor_feedback/fetch_request/?instructor_id=1", None),
-            ("add_request", f"{base}/ai_hint/add_request/", POST_SCRIPT % add_body),
-            ("add_reflection", f"{base}/ai_hint/add_reflection/", POST_SCRIPT % reflect_body),
+            ("add_request", f"{base}/ai_hint/add_request/", POST_SCRIPT % (add_body, "counter")),
+            ("add_reflection", f"{base}/ai_hint/add_reflection/", POST_SCRIPT % (reflect_body, f"{ids['reflect_base']} + counter")),
         ]
         results = {}
         for name, target, script in endpoints:
             if args.only and name not in args.only and name != "floor":
                 continue
+            headers = [f"Authorization: Bearer {token}"] if "fetch_request" in name else None
             results[name] = wrk(target, duration=args.duration, connections=args.connections, script=script,
-                                workdir=workdir)
+                                workdir=workdir, headers=headers)
             print(f"  {name:<28} {results[name]}", file=sys.stderr, flush=True)
         if args.big:
             big_table(engine, 1_000_000)
