@@ -115,11 +115,12 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
     if scheme.lower() not in ("bearer", "basic") or not value.strip():
         raise InstructorAuthenticationError("This endpoint needs an instructor credential")
     client = client_address(req, settings)
-    # Immediate: the check may also write last_used_at (read-then-write on SQLite).
-    with db.scope(immediate=True) as session:
-        ensure_not_locked_out(session, client=client, limit=settings.auth_failure_limit,
+    # Single statements, each committed at once (a stale last_used_at is written by a
+    # statement of its own), so checking a credential holds no transaction open.
+    with db.statement() as connection:
+        ensure_not_locked_out(connection, client=client, limit=settings.auth_failure_limit,
                               window_seconds=settings.auth_failure_window_seconds)
-        instructor_id = _check(session, scheme.lower(), value.strip())
+        instructor_id = _check(connection, scheme.lower(), value.strip())
     if instructor_id is None:
         with db.scope() as session:
             record_failure(session, client=client, window_seconds=settings.auth_failure_window_seconds)

@@ -82,11 +82,13 @@ def revoke(session: Session, *, instructor_id: str, prefix: str | None = None) -
     return count
 
 
-def authenticate(session: Session, token: str) -> str | None:
-    """The instructor id an active token belongs to, or None."""
+def authenticate(connection, token: str) -> str | None:
+    """The instructor id an active token belongs to, or None (a Connection or Session)."""
+    if hasattr(connection, "connection") and not hasattr(connection, "execution_options"):
+        connection = connection.connection()  # a Session
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.connection().execute(
+    row = connection.execute(
         select(_tokens.c.id, _tokens.c.instructor_id, _tokens.c.last_used_at)
         .where(and_(_tokens.c.token_hash == hash_token(token), _tokens.c.revoked_at.is_(None)))
     ).first()
@@ -94,11 +96,11 @@ def authenticate(session: Session, token: str) -> str | None:
         return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        session.connection().execute(update(_tokens).where(_tokens.c.id == row.id).values(last_used_at=now))
+        connection.execute(update(_tokens).where(_tokens.c.id == row.id).values(last_used_at=now))
     return row.instructor_id
 
 
-def ensure_not_locked_out(session: Session, *, client: str, limit: int, window_seconds: int) -> None:
+def ensure_not_locked_out(connection, *, client: str, limit: int, window_seconds: int) -> None:
     """Refuse a client with ``limit`` failed checks in the last ``window_seconds``.
 
     Raises:
@@ -106,8 +108,10 @@ def ensure_not_locked_out(session: Session, *, client: str, limit: int, window_s
     """
     from sqlalchemy import func
 
+    if hasattr(connection, "connection") and not hasattr(connection, "execution_options"):
+        connection = connection.connection()  # a Session
     since = utcnow() - timedelta(seconds=window_seconds)
-    count, oldest = session.connection().execute(
+    count, oldest = connection.execute(
         select(func.count(), func.min(_failures.c.at))
         .where(and_(_failures.c.client == client[:64], _failures.c.at > since))
     ).one()

@@ -159,6 +159,17 @@ def fetch_next(db: Database, config: InstructorConfig, *, instructor_id: str) ->
     instructor_id = str(instructor_id)
     now = utcnow()
     cutoff = assignment_cutoff(config, now)
+    # Instructor apps poll this; when nothing is waiting and nothing is theirs, answer
+    # from one read without taking locks. (A request queued a moment later is found
+    # by the next poll.)
+    with db.statement() as connection:
+        anything = connection.execute(select(func.count()).select_from(
+            select(_feedback.c.id).where(or_(
+                _available(cutoff),
+                and_(_feedback.c.state == ASSIGNED, _feedback.c.instructor_id == instructor_id),
+            )).limit(1).subquery())).scalar()
+    if not anything:
+        return None
     with db.scope(immediate=True) as session:
         connection = session.connection()
         postgres = connection.dialect.name == "postgresql"

@@ -152,8 +152,11 @@ class Database:
         """
         try:
             if self.is_sqlite:
-                with self.engine.begin() as connection:
-                    yield connection
+                # One short transaction that may read and then write: take the write
+                # lock at BEGIN so it never has to be upgraded (which SQLite refuses).
+                with self.engine.connect().execution_options(sqlite_begin="BEGIN IMMEDIATE") as connection:
+                    with connection.begin():
+                        yield connection
             else:
                 with (self.relaxed_engine if relaxed else self.autocommit_engine).connect() as connection:
                     yield connection
