@@ -128,7 +128,7 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
     return instructor_id
 
 
-def _check(session, scheme: str, value: str) -> str | None:
+def _check(connection, scheme: str, value: str) -> str | None:
     """The instructor a Bearer token or Basic id:token belongs to, or None."""
     claimed = None
     token = value
@@ -138,7 +138,7 @@ def _check(session, scheme: str, value: str) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         claimed, _, token = decoded.partition(":")
-    instructor_id = authenticate(session, token)
+    instructor_id = authenticate(connection, token)
     if instructor_id is None or (claimed is not None and claimed != instructor_id):
         return None
     return instructor_id

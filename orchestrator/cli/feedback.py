@@ -49,8 +49,9 @@ class LocalAccess:
     def fetch(self, instructor_id: str) -> dict[str, Any]:
         from orchestrator.service import feedback
 
-        chosen = feedback.fetch_next(self._rt.db, self._rt.instructor_config, instructor_id=instructor_id)
-        return {} if chosen is None else self._describe(chosen, full=False)
+        return feedback.next_work_item(self._rt.db, self._rt.instructor_config,
+                                       problem_client=self._rt.problem_handler, catalog=self._rt.catalog,
+                                       instructor_id=instructor_id)
 
     def show(self, instructor_request_id: int) -> dict[str, Any]:
         return self._describe(instructor_request_id, full=True)

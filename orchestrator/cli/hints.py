@@ -65,14 +65,10 @@ def quota_grant(
 
     Raises that type's limit (and the overall limit, when it is not unlimited) by COUNT.
     """
-    from orchestrator.service import quotas
-
     rt = ctx.obj.runtime
     try:
-        with rt.db.scope() as session:
-            quotas.grant(session, student_id=student_id, problem_id=problem_id, hint_type=hint_type, count=count,
-                         reason=reason, granted_by="cli")
-        data = hints_service.quota_left(rt.db, rt.quota_profiles, student_id=student_id, problem_id=problem_id)
+        data = hints_service.grant_quota(rt.db, rt.quota_profiles, student_id=student_id, problem_id=problem_id,
+                                         hint_type=hint_type, count=count, reason=reason, granted_by="cli")
     except OrchestratorError as exc:
         fail_with(exc)
     if as_json:

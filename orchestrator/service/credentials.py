@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.errors import NotFoundError, RateLimitedError, ValidationError
@@ -82,10 +83,8 @@ def revoke(session: Session, *, instructor_id: str, prefix: str | None = None) -
     return count
 
 
-def authenticate(connection, token: str) -> str | None:
-    """The instructor id an active token belongs to, or None (a Connection or Session)."""
-    if hasattr(connection, "connection") and not hasattr(connection, "execution_options"):
-        connection = connection.connection()  # a Session
+def authenticate(connection: Connection, token: str) -> str | None:
+    """The instructor id an active token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = connection.execute(
@@ -100,7 +99,7 @@ def authenticate(connection, token: str) -> str | None:
     return row.instructor_id
 
 
-def ensure_not_locked_out(connection, *, client: str, limit: int, window_seconds: int) -> None:
+def ensure_not_locked_out(connection: Connection, *, client: str, limit: int, window_seconds: int) -> None:
     """Refuse a client with ``limit`` failed checks in the last ``window_seconds``.
 
     Raises:
@@ -108,8 +107,6 @@ def ensure_not_locked_out(connection, *, client: str, limit: int, window_seconds
     """
     from sqlalchemy import func
 
-    if hasattr(connection, "connection") and not hasattr(connection, "execution_options"):
-        connection = connection.connection()  # a Session
     since = utcnow() - timedelta(seconds=window_seconds)
     count, oldest = connection.execute(
         select(func.count(), func.min(_failures.c.at))

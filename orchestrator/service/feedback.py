@@ -383,6 +383,17 @@ def describe(
     return work_item(row, hint, name=name, description=description)
 
 
+def next_work_item(
+    db: Database, config: InstructorConfig, *, problem_client, catalog, instructor_id: str
+) -> dict[str, Any]:
+    """fetch_request: the instructor's work item (see :func:`fetch_next`), or ``{}``."""
+    chosen = fetch_next(db, config, instructor_id=instructor_id)
+    if chosen is None:
+        return {}
+    return describe(db, config, problem_client=problem_client, catalog=catalog,
+                    instructor_request_id=chosen, full=False)
+
+
 def _locked(session: Session, instructor_request_id: int) -> InstructorFeedbackRequest:
     query = select(InstructorFeedbackRequest).where(InstructorFeedbackRequest.id == instructor_request_id)
     if session.connection().dialect.name == "postgresql":

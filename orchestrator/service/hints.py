@@ -216,6 +216,21 @@ def quota_left(db: Database, profiles: QuotaProfiles, *, student_id: str, proble
     return status.as_dict(student_id, problem_id)
 
 
+def grant_quota(
+    db: Database, profiles: QuotaProfiles, *, student_id: str, problem_id: str, hint_type: str, count: int,
+    reason: str | None, granted_by: str,
+) -> dict[str, Any]:
+    """Grant extra hints (:func:`quotas.grant`) and return the new quota_left answer.
+
+    Raises:
+        ValidationError: unknown hint type or a count outside 1..100.
+    """
+    with db.scope() as session:
+        quotas.grant(session, student_id=student_id, problem_id=problem_id, hint_type=hint_type, count=count,
+                     reason=reason, granted_by=granted_by)
+    return quota_left(db, profiles, student_id=student_id, problem_id=problem_id)
+
+
 def has_ever_requested(db: Database, *, student_id: str) -> bool:
     with db.statement() as connection:
         return bool(connection.execute(select(exists().where(_hints.c.student_id == student_id))).scalar())

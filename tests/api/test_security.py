@@ -8,7 +8,7 @@ import pytest
 from falcon import testing
 from sqlmodel import select
 
-from api.test_hints import ask, poll_until_done, reflect
+from api.test_hints import poll_until_done, reflect
 from conftest import INSTRUCTORS_YAML, issue_token
 from orchestrator.api.app import create_app
 from orchestrator.api.middleware import SECURITY_HEADERS

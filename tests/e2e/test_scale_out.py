@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from api.test_metrics import value
-from conftest import INSTRUCTORS_YAML, ServerProcess, free_port, wait_until
+from conftest import ServerProcess, free_port, wait_until
 from e2e.test_metrics_e2e import scrape
 from orchestrator.simulators.server import start_simulators, upstream_environment
 

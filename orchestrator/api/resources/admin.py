@@ -5,7 +5,7 @@ from orchestrator.api.auth import require_admin
 from orchestrator.api.media import json_object
 from orchestrator.runtime import Runtime
 from orchestrator.errors import ValidationError
-from orchestrator.service import hints, quotas, reports
+from orchestrator.service import hints, reports
 
 
 class QuotaGrant:
@@ -18,14 +18,13 @@ class QuotaGrant:
         student_id = params.identifier(body, "student_id")
         problem_id = params.identifier(body, "problem_id")
         count = body.get("count")
-        with self._rt.db.scope() as session:
-            quotas.grant(session, student_id=student_id, problem_id=problem_id,
-                         hint_type=params.string(body, "hint_type", max_length=32),
-                         count=count if isinstance(count, int) else -1,
-                         reason=params.string(body, "reason", allow_empty=True, optional=True, max_length=2000),
-                         granted_by="operator")
-        resp.media = hints.quota_left(self._rt.db, self._rt.quota_profiles, student_id=student_id,
-                                      problem_id=problem_id)
+        resp.media = hints.grant_quota(
+            self._rt.db, self._rt.quota_profiles, student_id=student_id, problem_id=problem_id,
+            hint_type=params.string(body, "hint_type", max_length=32),
+            count=count if isinstance(count, int) else -1,
+            reason=params.string(body, "reason", allow_empty=True, optional=True, max_length=2000),
+            granted_by="operator",
+        )
 
 
 class Report:

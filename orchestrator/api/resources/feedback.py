@@ -61,8 +61,9 @@ class QueryAllFeedback(_Resource):
 class FetchRequest(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         instructor_id = self._acting(req, params.query_string(req, "instructor_id"))
-        chosen = feedback.fetch_next(self._rt.db, self._rt.instructor_config, instructor_id=instructor_id)
-        resp.media = {} if chosen is None else self._describe(chosen, full=False)
+        resp.media = feedback.next_work_item(
+            self._rt.db, self._rt.instructor_config, problem_client=self._rt.problem_handler,
+            catalog=self._rt.catalog, instructor_id=instructor_id)
 
 
 class SaveFeedback(_Resource):
