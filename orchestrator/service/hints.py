@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.clients.hint_backend import HintBackendClient
@@ -26,7 +27,7 @@ from orchestrator.errors import (
 from orchestrator.service import outbox, quotas
 from orchestrator.service.profiles import QuotaProfiles
 from orchestrator.store.db import Database
-from orchestrator.store.models import HINT_TYPES, HintRequest, utcnow
+from orchestrator.store.models import HINT_TYPES, HintRequest, new_public_id, utcnow
 
 _hints = HintRequest.__table__
 
@@ -67,21 +68,57 @@ def request_hint(
             detail={"field": "hint_type"},
         )
     limits = profiles.limits_for(problem_id)
-    with db.scope(immediate=True) as session:
-        quotas.lock_student_problem(session.connection(), student_id=student_id, problem_id=problem_id)
-        status = quotas.quota_status(session.connection(), limits, student_id=student_id, problem_id=problem_id)
+    now = utcnow()
+    hint = {
+        "id": new_public_id(), "student_id": student_id, "problem_id": problem_id, "hint_type": hint_type,
+        "student_program": student_program, "student_notebook": student_notebook, "created_at": now,
+        "status": PENDING, "is_cancelled": False, "poll_count": 0,
+    }
+    message = outbox.message_values(kind=ADD_REQUEST, ordering_key=ordering_key(hint["id"]),
+                                    hint_request_id=hint["id"], now=now)
+    if not quotas.is_enforced(limits, hint_type):
+        # Nothing to check: the request and its message in one atomic statement.
+        with db.statement() as connection:
+            _insert_request(connection, hint, message)
+        return hint["id"]
+    with db.transaction(immediate=True) as connection:
+        quotas.lock_student_problem(connection, student_id=student_id, problem_id=problem_id)
+        status = quotas.quota_status(connection, limits, student_id=student_id, problem_id=problem_id)
         try:
             quotas.ensure_allowed(status, hint_type)
         except QuotaExceededError as exc:
             metrics.QUOTA_REJECTIONS.labels(exc.detail["limit"]).inc()
             raise
-        hint = HintRequest(
-            student_id=student_id, problem_id=problem_id, hint_type=hint_type,
-            student_program=student_program, student_notebook=student_notebook,
-        )
-        session.add(hint)
-        outbox.enqueue(session, kind=ADD_REQUEST, ordering_key=ordering_key(hint.id), hint_request_id=hint.id)
-        return hint.id
+        _insert_request(connection, hint, message)
+    return hint["id"]
+
+
+def _insert_request(connection: Connection, hint: dict[str, Any], message: dict[str, Any]) -> None:
+    """Insert a hint request and its outbox message: on PostgreSQL in one statement (a
+    data-modifying WITH is atomic even under autocommit); SQLite runs it as two inside
+    the caller's transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_INSERT_REQUEST_PG, {**hint, **{f"m_{k}": v for k, v in message.items()}})
+    else:
+        connection.execute(insert(_hints), hint)
+        connection.execute(insert(outbox.TABLE), message)
+
+
+def _insert_request_pg():
+    """Built once: INSERT the request, then its message from the inserted row."""
+    inserted = insert(_hints).values({c: bindparam(c, type_=_hints.c[c].type) for c in _NEW_REQUEST_COLUMNS}) \
+        .returning(_hints.c.id).cte("inserted")
+    columns = outbox.MESSAGE_COLUMNS
+    values = select(*[
+        inserted.c.id if c == "hint_request_id" else bindparam(f"m_{c}", type_=outbox.TABLE.c[c].type)
+        for c in columns
+    ])
+    return insert(outbox.TABLE).from_select(columns, values).add_cte(inserted)
+
+
+_NEW_REQUEST_COLUMNS = ("id", "student_id", "problem_id", "hint_type", "student_program", "student_notebook",
+                        "created_at", "status", "is_cancelled", "poll_count")
+_INSERT_REQUEST_PG = _insert_request_pg()
 
 
 def add_reflection(db: Database, *, request_id: int, question: str, answer: str) -> int:

@@ -105,6 +105,22 @@ def enqueue(
     return message
 
 
+TABLE = _outbox
+# The columns a new message sets (the rest start NULL).
+MESSAGE_COLUMNS = ("kind", "ordering_key", "hint_request_id", "payload", "status", "attempts", "created_at",
+                   "next_attempt_at")
+
+
+def message_values(
+    *, kind: str, ordering_key: str, hint_request_id: int | None = None, payload: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A new message's row for a Core insert, with the defaults :func:`enqueue` gets from the model."""
+    now = now or utcnow()
+    return {"kind": kind, "ordering_key": ordering_key, "hint_request_id": hint_request_id, "payload": payload,
+            "status": PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now}
+
+
 def cancel_pending(session: Session, *, hint_request_id: int, reason: str) -> int:
     """Cancel the undelivered messages of a hint request (it ended)."""
     result = session.connection().execute(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, bindparam, func, literal, or_, select, text, union_all
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -52,45 +52,46 @@ class QuotaStatus:
         }
 
 
-def usage(connection: Connection, *, student_id: str, problem_id: str) -> dict[str, int]:
-    """Requests counting against the quota, per hint type and overall (one indexed query)."""
-    rows = connection.execute(
-        select(_hints.c.hint_type, func.count())
-        .where(and_(_hints.c.student_id == student_id, _hints.c.problem_id == problem_id, COUNTS_AGAINST_QUOTA))
+def _figures_statement():
+    """Built once: what the student used (per type) and was granted (per type), in one
+    round trip (quota_left and add_request are hot paths)."""
+    student, problem = bindparam("student_id"), bindparam("problem_id")
+    used = (
+        select(literal("used").label("what"), _hints.c.hint_type, func.count().label("n"))
+        .where(and_(_hints.c.student_id == student, _hints.c.problem_id == problem, COUNTS_AGAINST_QUOTA))
         .group_by(_hints.c.hint_type)
     )
-    used = {hint_type: 0 for hint_type in HINT_TYPES}
-    for hint_type, count in rows:
-        if hint_type in used:
-            used[hint_type] = count
-    used["overall"] = sum(used[t] for t in HINT_TYPES)
-    return used
+    granted = (
+        select(literal("granted").label("what"), _grants.c.hint_type, func.sum(_grants.c.count).label("n"))
+        .where(and_(_grants.c.student_id == student, _grants.c.problem_id == problem))
+        .group_by(_grants.c.hint_type)
+    )
+    return union_all(used, granted)
+
+
+_FIGURES = _figures_statement()
 
 
 def quota_status(connection: Connection, limits: Limits, *, student_id: str, problem_id: str) -> QuotaStatus:
-    """The profile's limits raised by the student's grants, and what was used."""
-    granted = grants(connection, student_id=student_id, problem_id=problem_id)
+    """The profile's limits raised by the student's grants, and what was used (one indexed query)."""
+    used = {hint_type: 0 for hint_type in HINT_TYPES}
+    granted = {hint_type: 0 for hint_type in HINT_TYPES}
+    for what, hint_type, n in connection.execute(_FIGURES, {"student_id": student_id, "problem_id": problem_id}):
+        if hint_type in used:
+            (used if what == "used" else granted)[hint_type] = int(n or 0)
+    used["overall"] = sum(used[t] for t in HINT_TYPES)
     if any(granted.values()):
         total = sum(granted.values())
         limits = Limits(
             overall=None if limits.overall is None else limits.overall + total,
             **{t: None if limits.for_type(t) is None else limits.for_type(t) + granted[t] for t in HINT_TYPES},
         )
-    return QuotaStatus(limits=limits, used=usage(connection, student_id=student_id, problem_id=problem_id))
+    return QuotaStatus(limits=limits, used=used)
 
 
-def grants(connection: Connection, *, student_id: str, problem_id: str) -> dict[str, int]:
-    """Extra hints granted to the student on the problem, per hint type."""
-    rows = connection.execute(
-        select(_grants.c.hint_type, func.sum(_grants.c.count))
-        .where(and_(_grants.c.student_id == student_id, _grants.c.problem_id == problem_id))
-        .group_by(_grants.c.hint_type)
-    )
-    result = {hint_type: 0 for hint_type in HINT_TYPES}
-    for hint_type, total in rows:
-        if hint_type in result:
-            result[hint_type] = int(total or 0)
-    return result
+def is_enforced(limits: Limits, hint_type: str) -> bool:
+    """Whether a ``hint_type`` request has any limit to respect (grants only raise limits)."""
+    return limits.overall is not None or limits.for_type(hint_type) is not None
 
 
 def grant(session: Session, *, student_id: str, problem_id: str, hint_type: str, count: int,

@@ -150,7 +150,7 @@ class Database:
         Raises:
             DatabaseUnavailableError, SchemaNotCurrentError: as :meth:`scope`.
         """
-        try:
+        with _translated_errors():
             if self.is_sqlite:
                 # One short transaction that may read and then write: take the write
                 # lock at BEGIN so it never has to be upgraded (which SQLite refuses).
@@ -160,11 +160,22 @@ class Database:
             else:
                 with (self.relaxed_engine if relaxed else self.autocommit_engine).connect() as connection:
                     yield connection
-        except DBAPIError as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success and rolls back on
+        error: :meth:`scope` without the ORM, for hot paths of several statements.
+        ``immediate`` as in :meth:`scope`.
+
+        Raises:
+            DatabaseUnavailableError, SchemaNotCurrentError: as :meth:`scope`.
+        """
+        with _translated_errors():
+            connection = self.engine.connect()
+            if immediate and self.is_sqlite:
+                connection = connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with connection, connection.begin():
+                yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -177,6 +188,17 @@ def _relaxed_commit(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("SET synchronous_commit TO off")
     cursor.close()
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 def _translated(exc: DBAPIError) -> Exception:
