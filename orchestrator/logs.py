@@ -25,6 +25,11 @@ _configured_marker = "_orchestrator_handler"
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        # A record goes to two handlers, and the rotating one formats it twice more to
+        # measure it: encode it once (the access log is on every request's path).
+        cached = record.__dict__.get("_json_line")
+        if cached is not None:
+            return cached
         entry = {
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -36,7 +41,9 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        line = json.dumps(entry, default=str, ensure_ascii=False)
+        record._json_line = line
+        return line
 
 
 def configure_logging(

@@ -16,7 +16,7 @@ import ipaddress
 import falcon
 
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
-from orchestrator.service.credentials import authenticate, ensure_not_locked_out, record_failure
+from orchestrator.service.credentials import check_token, record_failure
 from orchestrator.store.db import Database
 from orchestrator.settings import Settings
 
@@ -117,10 +117,12 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
     client = client_address(req, settings)
     # Single statements, each committed at once (a stale last_used_at is written by a
     # statement of its own), so checking a credential holds no transaction open.
+    claimed, token = _credential(scheme.lower(), value.strip())
     with db.statement() as connection:
-        ensure_not_locked_out(connection, client=client, limit=settings.auth_failure_limit,
-                              window_seconds=settings.auth_failure_window_seconds)
-        instructor_id = _check(connection, scheme.lower(), value.strip())
+        instructor_id = check_token(connection, token, client=client, limit=settings.auth_failure_limit,
+                                    window_seconds=settings.auth_failure_window_seconds)
+    if claimed is not None and claimed != instructor_id:
+        instructor_id = None
     if instructor_id is None:
         with db.scope() as session:
             record_failure(session, client=client, window_seconds=settings.auth_failure_window_seconds)
@@ -128,20 +130,17 @@ def authenticated_instructor(req: falcon.Request, settings: Settings, db: Databa
     return instructor_id
 
 
-def _check(connection, scheme: str, value: str) -> str | None:
-    """The instructor a Bearer token or Basic id:token belongs to, or None."""
-    claimed = None
-    token = value
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        claimed, _, token = decoded.partition(":")
-    instructor_id = authenticate(connection, token)
-    if instructor_id is None or (claimed is not None and claimed != instructor_id):
-        return None
-    return instructor_id
+def _credential(scheme: str, value: str) -> tuple[str | None, str | None]:
+    """(claimed instructor id, token) from a Bearer token or Basic id:token; the token
+    is None when the value cannot be decoded."""
+    if scheme != "basic":
+        return None, value
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    claimed, _, token = decoded.partition(":")
+    return claimed, token
 
 
 def require_instructor(req: falcon.Request, settings: Settings, db: Database, claimed_id: str | None) -> str | None:

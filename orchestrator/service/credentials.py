@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -83,46 +83,59 @@ def revoke(session: Session, *, instructor_id: str, prefix: str | None = None) -
     return count
 
 
-def authenticate(connection: Connection, token: str) -> str | None:
-    """The instructor id an active token belongs to, or None."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    row = connection.execute(
-        select(_tokens.c.id, _tokens.c.instructor_id, _tokens.c.last_used_at)
-        .where(and_(_tokens.c.token_hash == hash_token(token), _tokens.c.revoked_at.is_(None)))
-    ).first()
-    if row is None:
-        return None
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        connection.execute(update(_tokens).where(_tokens.c.id == row.id).values(last_used_at=now))
-    return row.instructor_id
-
-
-def ensure_not_locked_out(connection: Connection, *, client: str, limit: int, window_seconds: int) -> None:
-    """Refuse a client with ``limit`` failed checks in the last ``window_seconds``.
+def check_token(connection: Connection, token: str | None, *, client: str, limit: int, window_seconds: int
+                ) -> str | None:
+    """The instructor id an active token belongs to, or None; a client with ``limit``
+    failed checks in the last ``window_seconds`` is refused whatever it presents.
+    Instructor apps poll with their credential, so both questions are one statement.
 
     Raises:
-        RateLimitedError: with the seconds until the oldest failure leaves the window.
+        RateLimitedError: locked out, with the seconds until the oldest failure leaves the window.
     """
-    from sqlalchemy import func
-
-    since = utcnow() - timedelta(seconds=window_seconds)
-    count, oldest = connection.execute(
-        select(func.count(), func.min(_failures.c.at))
-        .where(and_(_failures.c.client == client[:64], _failures.c.at > since))
-    ).one()
-    if count >= limit:
-        wait = max(1, int(window_seconds - (utcnow() - oldest).total_seconds()) + 1)
+    if token is not None and (not token.startswith(TOKEN_PREFIX) or len(token) > 200):
+        token = None
+    now = utcnow()
+    failures, oldest, token_id, instructor_id, last_used_at = connection.execute(_CHECK, {
+        "client": client[:64], "since": now - timedelta(seconds=window_seconds),
+        "token_hash": None if token is None else hash_token(token),
+    }).one()
+    if failures >= limit:
+        wait = max(1, int(window_seconds - (now - oldest).total_seconds()) + 1)
         raise RateLimitedError(
             "Too many failed sign-in attempts; try again later", retry_after=wait,
             detail={"retry_after_seconds": wait},
         )
+    if instructor_id is None:
+        return None
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        connection.execute(update(_tokens).where(_tokens.c.id == token_id).values(last_used_at=now))
+    return instructor_id
+
+
+def _check_statement():
+    """Built once: the client's recent failures, and the active token with this hash if any."""
+    failures = (
+        select(func.count().label("failures"), func.min(_failures.c.at).label("oldest"))
+        .where(and_(_failures.c.client == bindparam("client"), _failures.c.at > bindparam("since")))
+        .subquery()
+    )
+    token = (
+        select(_tokens.c.id, _tokens.c.instructor_id, _tokens.c.last_used_at)
+        .where(and_(_tokens.c.token_hash == bindparam("token_hash"), _tokens.c.revoked_at.is_(None)))
+        .subquery()
+    )
+    return (
+        select(failures.c.failures, failures.c.oldest, token.c.id, token.c.instructor_id, token.c.last_used_at)
+        .select_from(failures.outerjoin(token, true()))
+        .limit(1)
+    )
+
+
+_CHECK = _check_statement()
 
 
 def record_failure(session: Session, *, client: str, window_seconds: int) -> None:
     """Count a failed check (and forget this client's failures older than the window)."""
-    from sqlalchemy import delete, insert
 
     connection = session.connection()
     connection.execute(insert(_failures).values(client=client[:64], at=utcnow()))

@@ -18,7 +18,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -43,6 +43,16 @@ def _available(cutoff: datetime):
     """Waiting, or assigned so long ago that the assignment has timed out."""
     return or_(_feedback.c.state == WAITING,
                and_(_feedback.c.state == ASSIGNED, _feedback.c.assigned_at <= cutoff))
+
+
+def _anything_for_statement():
+    """Built once (instructor apps poll fetch_request): is anything available, or
+    assigned to this instructor?"""
+    mine = and_(_feedback.c.state == ASSIGNED, _feedback.c.instructor_id == bindparam("instructor_id"))
+    return select(exists().where(or_(_available(bindparam("cutoff", type_=_feedback.c.assigned_at.type)), mine)))
+
+
+_ANYTHING_FOR = _anything_for_statement()
 
 
 def assignment_cutoff(config: InstructorConfig, now: datetime) -> datetime:
@@ -163,11 +173,7 @@ def fetch_next(db: Database, config: InstructorConfig, *, instructor_id: str) ->
     # from one read without taking locks. (A request queued a moment later is found
     # by the next poll.)
     with db.statement() as connection:
-        anything = connection.execute(select(func.count()).select_from(
-            select(_feedback.c.id).where(or_(
-                _available(cutoff),
-                and_(_feedback.c.state == ASSIGNED, _feedback.c.instructor_id == instructor_id),
-            )).limit(1).subquery())).scalar()
+        anything = connection.execute(_ANYTHING_FOR, {"cutoff": cutoff, "instructor_id": instructor_id}).scalar()
     if not anything:
         return None
     with db.scope(immediate=True) as session:

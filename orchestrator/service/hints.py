@@ -197,28 +197,35 @@ _POLL = _poll_statement()
 
 def list_finished(db: Database, *, student_id: str, problem_id: str) -> list[dict[str, Any]]:
     """The student's finished, not cancelled hint requests for a problem, oldest first."""
-    query = (
-        select(_hints.c.id, _hints.c.hint_type, _hints.c.job_finished_successfully, _hints.c.returned_hint,
-               _hints.c.is_hint_helpful, _hints.c.created_at, _hints.c.returned_time, _hints.c.status)
-        .where(and_(_hints.c.student_id == student_id, _hints.c.problem_id == problem_id,
+    with db.statement() as connection:
+        rows = connection.execute(_LIST_FINISHED, {"student_id": student_id, "problem_id": problem_id}).all()
+    return [
+        {
+            "id": id_,
+            "request_id": id_,
+            "hint_type": hint_type,
+            "job_finished_successfully": status == SUCCEEDED,
+            "returned_hint": returned_hint,
+            "is_hint_helpful": is_hint_helpful,
+            "created_at": created_at.isoformat(),
+            "returned_time": None if returned_time is None else returned_time.isoformat(),
+        }
+        for id_, hint_type, status, returned_hint, is_hint_helpful, created_at, returned_time in rows
+    ]
+
+
+def _list_finished_statement():
+    """Built once: the student app lists finished hints on every problem page."""
+    return (
+        select(_hints.c.id, _hints.c.hint_type, _hints.c.status, _hints.c.returned_hint, _hints.c.is_hint_helpful,
+               _hints.c.created_at, _hints.c.returned_time)
+        .where(and_(_hints.c.student_id == bindparam("student_id"), _hints.c.problem_id == bindparam("problem_id"),
                     _hints.c.status != PENDING, _hints.c.is_cancelled.is_(False)))
         .order_by(_hints.c.created_at, _hints.c.id)
     )
-    with db.statement() as connection:
-        rows = connection.execute(query).all()
-    return [
-        {
-            "id": row.id,
-            "request_id": row.id,
-            "hint_type": row.hint_type,
-            "job_finished_successfully": row.status == SUCCEEDED,
-            "returned_hint": row.returned_hint,
-            "is_hint_helpful": row.is_hint_helpful,
-            "created_at": _iso(row.created_at),
-            "returned_time": _iso(row.returned_time),
-        }
-        for row in rows
-    ]
+
+
+_LIST_FINISHED = _list_finished_statement()
 
 
 def rate_hint(db: Database, *, request_id: int, is_hint_helpful: bool) -> None:
