@@ -7,10 +7,11 @@ written after the upstream answered (or failed).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session, col
 
 from orchestrator.clients.problem_handler import ProblemHandlerClient
@@ -96,23 +97,34 @@ def describe_failure(exc: UpstreamError) -> str:
 
 
 def _record(db: Database, execution_id: int, values: dict[str, Any], *, final: bool) -> None:
+    """Write ``values`` on the newest unfinished ProgramExecution with this upstream id.
+    (A finished one is never written again, so polling a finished result is a no-op.)"""
+    if final:
+        values = {**values, "finished_at": utcnow()}
+    statement = _record_statement(tuple(sorted(values)))
+    with db.statement() as connection:
+        connection.execute(statement, {"poll_execution_id": execution_id, **{f"v_{k}": v for k, v in values.items()}})
+
+
+@functools.lru_cache(maxsize=8)
+def _record_statement(columns: tuple[str, ...]):
+    """Built once per set of columns: get_execution_result is polled every second."""
     latest = (
-        select(ProgramExecution.id)
-        .where(col(ProgramExecution.execution_id) == execution_id)
-        .order_by(col(ProgramExecution.id).desc())
+        select(_executions.c.id)
+        .where(_executions.c.execution_id == bindparam("poll_execution_id"))
+        .order_by(_executions.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    if final:
-        values = {**values, "finished_at": utcnow()}
-    statement = (
-        update(ProgramExecution)
-        .where(col(ProgramExecution.id) == latest)
-        .where(col(ProgramExecution.finished_at).is_(None))
-        .values(**values)
+    return (
+        update(_executions)
+        .where(_executions.c.id == latest)
+        .where(_executions.c.finished_at.is_(None))
+        .values({c: bindparam(f"v_{c}", type_=_executions.c[c].type) for c in columns})
     )
-    with db.statement() as connection:
-        connection.execute(statement)
+
+
+_executions = ProgramExecution.__table__
 
 
 def list_executions(
