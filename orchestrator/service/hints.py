@@ -127,26 +127,67 @@ def add_reflection(db: Database, *, request_id: int, question: str, answer: str)
     Sending the same reflection again changes nothing; a different one is refused.
     A reflection on a request that has already ended is stored but not sent.
 
+    The common case, a first reflection, is one statement on PostgreSQL: the UPDATE
+    (which locks the row, then re-checks that no reflection is stored) and the outbox
+    message of a pending request, atomic even under autocommit. A repeated reflection
+    or an unknown id takes a second, plain read: a stored reflection never changes.
+
     Raises:
         NotFoundError, ConflictError.
     """
-    with db.scope(immediate=True) as session:
-        hint = _locked(session, request_id)
-        if hint.reflection_at is not None:
-            if (hint.reflection_question, hint.reflection_answer) == (question, answer):
-                return request_id
-            raise ConflictError(
-                "A different reflection was already recorded for this hint request",
-                detail={"request_id": request_id},
-            )
-        hint.reflection_question, hint.reflection_answer, hint.reflection_at = question, answer, utcnow()
-        session.add(hint)
-        # A cancelled request still gets its reflection delivered: cancelling only
-        # hides it, and a reflection that was never sent would leave it pending forever.
-        if hint.status == PENDING:
-            outbox.enqueue(session, kind=ADD_REFLECTION, ordering_key=ordering_key(request_id),
-                           hint_request_id=request_id)
-    return request_id
+    values = {"reflect_id": request_id, "reflect_question": question, "reflect_answer": answer,
+              "reflect_at": utcnow()}
+    # A cancelled request still gets its reflection delivered: cancelling only hides
+    # it, and a reflection that was never sent would leave it pending forever.
+    message = outbox.message_values(kind=ADD_REFLECTION, ordering_key=ordering_key(request_id),
+                                    hint_request_id=request_id, now=values["reflect_at"])
+    if db.is_sqlite:
+        with db.transaction(immediate=True) as connection:
+            row = connection.execute(_REFLECT, values).first()
+            if row is not None and row.status == PENDING:
+                connection.execute(insert(outbox.TABLE), message)
+    else:
+        with db.statement() as connection:
+            row = connection.execute(_REFLECT_AND_QUEUE_PG,
+                                     {**values, **{f"m_{k}": v for k, v in message.items()}}).first()
+    if row is not None:
+        return request_id
+    with db.statement() as connection:
+        stored = connection.execute(
+            select(_hints.c.reflection_question, _hints.c.reflection_answer).where(_hints.c.id == request_id)
+        ).first()
+    if stored is None:
+        raise _not_found(request_id)
+    if tuple(stored) == (question, answer):
+        return request_id
+    raise ConflictError("A different reflection was already recorded for this hint request",
+                        detail={"request_id": request_id})
+
+
+def _reflect_statements():
+    """Built once: store a first reflection (returning the request's status), and on
+    PostgreSQL the same with the pending request's outbox message in one statement."""
+    reflect = (
+        update(_hints)
+        .where(and_(_hints.c.id == bindparam("reflect_id"), _hints.c.reflection_at.is_(None)))
+        .values(reflection_question=bindparam("reflect_question"), reflection_answer=bindparam("reflect_answer"),
+                reflection_at=bindparam("reflect_at", type_=_hints.c.reflection_at.type))
+        .returning(_hints.c.id, _hints.c.status)
+    )
+    reflected = reflect.cte("reflected")
+    columns = outbox.MESSAGE_COLUMNS
+    queued = (
+        insert(outbox.TABLE)
+        .from_select(columns, select(*[
+            reflected.c.id if c == "hint_request_id" else bindparam(f"m_{c}", type_=outbox.TABLE.c[c].type)
+            for c in columns
+        ]).where(reflected.c.status == PENDING))
+        .cte("queued")
+    )
+    return reflect, select(reflected.c.id, reflected.c.status).add_cte(queued)
+
+
+_REFLECT, _REFLECT_AND_QUEUE_PG = _reflect_statements()
 
 
 def poll_hint(db: Database, *, request_id: int) -> dict[str, Any]:

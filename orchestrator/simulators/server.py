@@ -13,6 +13,7 @@ SIGTERM; tests use :func:`start_simulators`, which returns at once, and
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import socket
@@ -21,7 +22,7 @@ import sys
 import threading
 from types import FrameType, TracebackType
 from typing import Any, Callable, Mapping
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 from .common import Simulator
 from .faults import Faults
@@ -44,9 +45,100 @@ class _QuietHandler(WSGIRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
 
+class _KeepAliveHandler(_QuietHandler):
+    """wsgiref's handler, but HTTP/1.1 with persistent connections.
+
+    wsgiref answers one request per connection; a client that keeps its connections
+    (as the orchestrator's pooled ``requests`` sessions do) would pay a TCP
+    handshake and a thread start per call, which made the simulators, not the
+    orchestrator, the bound in benchmarks. A connection is kept only when the answer
+    had a ``Content-Length`` and the request asked for nothing else; an idle one is
+    closed after :attr:`timeout` seconds, and all of them when the server stops.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    # The status line, headers and body go out in separate writes: without this,
+    # Nagle's algorithm holds the last one back until the client's delayed ACK.
+    disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.close_connection = True
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            self.close_connection = True
+            return
+        environ = self.get_environ()
+        # The whole body is read here, so that whatever the app leaves unread never
+        # runs into the next request on this connection.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True  # not supported on a kept connection; read to EOF
+            body = self.rfile.read()
+        handler = _KeptServerHandler(io.BytesIO(body), self.wfile, self.get_stderr(), environ, multithread=True)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+        if not handler.keep:
+            self.close_connection = True  # a dropped answer, or one the client can only end at EOF
+
+
+class _KeptServerHandler(ServerHandler):
+    """Answers in HTTP/1.1 and notes, before wsgiref forgets it, whether the answer
+    was complete with a length (only then can the connection carry another)."""
+
+    http_version = "1.1"
+    keep = False
+
+    def close(self) -> None:
+        self.keep = bool(self.headers_sent and self.headers is not None and "Content-Length" in self.headers)
+        super().close()
+
+
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up every open (kept-alive) connection: a stopped simulator answers nothing."""
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def server_bind(self) -> None:
         # NOTE: HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS
@@ -102,7 +194,7 @@ class SimulatorServer:
         if self._httpd is None:
             server_class = _ThreadingWSGIServerV6 if ":" in self.host else _ThreadingWSGIServer
             self._httpd = make_server(
-                self.host, self._port, self.simulator, server_class=server_class, handler_class=_QuietHandler
+                self.host, self._port, self.simulator, server_class=server_class, handler_class=_KeepAliveHandler
             )
         return self._httpd
 
@@ -132,6 +224,7 @@ class SimulatorServer:
             httpd.serve_forever(poll_interval=0.2)
         finally:
             httpd.server_close()
+            httpd.close_connections()
             self.simulator.close()
             self._httpd = None
 
@@ -142,6 +235,7 @@ class SimulatorServer:
             self._thread.join(timeout=5)
         if self._httpd is not None:
             self._httpd.server_close()
+            self._httpd.close_connections()
         self._httpd = None
         self._thread = None
         self.simulator.close()

@@ -323,6 +323,27 @@ def test_reflection_rules(quiet_stack):
     assert (stored.reflection_question, stored.reflection_answer) == ("What did you try?", "")
 
 
+def test_a_reflection_on_an_ended_request_is_stored_but_not_sent(quiet_stack):
+    client = quiet_stack.client
+    request_id = ask(client).json["request_id"]
+    assert save(client, request_id).status_code == 204
+    assert reflect(client, request_id, answer="late").status_code == 200
+    assert [m.kind for m in messages(quiet_stack.runtime, request_id)] == ["hint.add_request"]
+    assert row(quiet_stack.runtime, request_id).reflection_answer == "late"
+    assert reflect(client, request_id, answer="late").status_code == 200
+    assert reflect(client, request_id, answer="other").status_code == 409
+
+
+def test_a_reflection_on_a_cancelled_pending_request_is_still_sent(quiet_stack):
+    client = quiet_stack.client
+    request_id = ask(client).json["request_id"]
+    assert client.simulate_post(CANCEL, json={"request_id": request_id}).status_code == 204
+    assert reflect(client, request_id).status_code == 200
+    sent = messages(quiet_stack.runtime, request_id)
+    assert [(m.kind, m.status) for m in sent] == [("hint.add_request", "pending"), ("hint.add_reflection", "pending")]
+    assert sent[0].id < sent[1].id  # the reflection is ordered after its request
+
+
 def test_rating_rules(quiet_stack):
     client = quiet_stack.client
     request_id = ask(client).json["request_id"]

@@ -70,6 +70,55 @@ def test_concurrent_requests_never_pass_the_quota(serve_process):
         assert quota["used"]["plan"] == 1
 
 
+def race(count, call):
+    """Run ``call(i)`` in ``count`` threads released at once; returns their results in order."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def one(index):
+        barrier.wait()
+        results[index] = call(index)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_concurrent_reflections_store_one_and_queue_it_once(serve_process, base_env):
+    """16 simultaneous reflections on one request, half with one answer and half with
+    another: one answer wins (its senders get 200, the others 409), one message is queued."""
+    server = serve_process("--workers", "4", "--no-dispatcher")
+    engine = sa.create_engine(base_env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        for run in range(4):
+            request_id = requests.post(f"{server.url}/ai_hint/add_request/", timeout=10, json={
+                "student_id": f"reflector-{run}", "problem_id": "sum_two", "hint_type": "debug",
+                "student_program": ""}).json()["request_id"]
+
+            def reflect(index):
+                session = requests.Session()
+                return session.post(f"{server.url}/ai_hint/add_reflection/", timeout=30, json={
+                    "request_id": request_id, "reflection_question": "q",
+                    "reflection_answer": "AB"[index % 2]}).status_code
+
+            statuses = race(16, reflect)
+            with engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT reflection_answer FROM hint_request WHERE id = :id"),
+                                      {"id": request_id}).scalar()
+                queued = conn.execute(sa.text(
+                    "SELECT count(*) FROM outbox_message WHERE hint_request_id = :id AND kind = 'hint.add_reflection'"),
+                    {"id": request_id}).scalar()
+            winners = {"AB"[i % 2] for i, status in enumerate(statuses) if status == 200}
+            assert winners == {stored}, f"run {run}: {statuses}, stored {stored!r}"
+            assert sorted(statuses) == [200] * 8 + [409] * 8, f"run {run}: {statuses}"
+            assert queued == 1
+    finally:
+        engine.dispose()
+
+
 def test_killing_the_dispatcher_mid_delivery_loses_nothing(serve_process, base_env, tmp_path):
     problems, hints = start_simulators(hint_delay=0.2)
     try:

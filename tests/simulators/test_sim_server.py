@@ -127,3 +127,57 @@ def test_run_simulators_in_the_foreground_stops_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def _read_response(stream) -> tuple[int, bytes]:
+    """One HTTP/1.1 response from a socket file: (status, body), by its Content-Length."""
+    status_line = stream.readline()
+    assert status_line.startswith(b"HTTP/1.1 "), status_line
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return int(status_line.split()[1]), stream.read(length)
+
+
+def test_connections_are_kept_alive_and_survive_unread_bodies():
+    with SimulatorServer(ProblemHandler()) as server, socket.create_connection(("127.0.0.1", server.port)) as sock:
+        stream = sock.makefile("rb")
+        body = b'{"not": "read by anyone"}'
+        # A body sent to a path that never reads it must not run into the next request.
+        sock.sendall(b"POST /query/programming_problems/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert _read_response(stream)[0] == 405
+        for _ in range(3):
+            sock.sendall(b"GET /query/programming_problems/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, answer = _read_response(stream)
+            assert status == 200 and answer.startswith(b"[")
+        sock.sendall(b"GET /_sim/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _read_response(stream)[0] == 200
+        assert stream.read() == b""  # closed, as asked
+        stream.close()
+
+
+def test_a_dropped_answer_and_a_stopped_server_close_kept_connections():
+    server = SimulatorServer(ProblemHandler()).start()
+    try:
+        session = requests.Session()
+        assert session.put(f"{server.url}/_sim/faults", json={"refuse_rate": 1.0}, timeout=5).status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            session.get(f"{server.url}/query/programming_problems/", timeout=5)
+        assert session.put(f"{server.url}/_sim/faults", json={"refuse_rate": 0.0}, timeout=5).status_code == 200
+        assert session.get(f"{server.url}/query/programming_problems/", timeout=5).status_code == 200
+        kept = socket.create_connection(("127.0.0.1", server.port))
+        kept.sendall(b"GET /_sim/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream = kept.makefile("rb")
+        assert _read_response(stream)[0] == 200
+    finally:
+        server.stop()
+    kept.settimeout(5)
+    assert stream.read() == b""  # the stopped server hung up the idle kept connection
+    stream.close()
+    kept.close()
+    with pytest.raises(requests.ConnectionError):  # and a pooled connection gets no answer either
+        session.get(f"{server.url}/query/programming_problems/", timeout=5)
+    session.close()
