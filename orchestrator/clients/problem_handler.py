@@ -58,7 +58,10 @@ class ProblemHandlerClient(BaseClient):
             UpstreamError: any failure (404 for an unknown id arrives as bad_status),
                 or an answer that is not an object with a boolean ``job_finished``.
         """
-        response = self.get_json(self._urls.execution_result, params={"execution_id": execution_id})
+        # The query string is built here: requests' parameter encoding was a measurable
+        # part of this poll (every second per running program).
+        url = self._urls.execution_result
+        response = self.get_json(f"{url}{'&' if '?' in url else '?'}execution_id={int(execution_id)}")
         body = response.body
         if not isinstance(body, dict) or not isinstance(body.get("job_finished"), bool):
             raise self._shape_error(response, "an object with a boolean job_finished")

@@ -52,6 +52,10 @@ PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cance
 STATUSES = (PENDING, DELIVERED, FAILED, CANCELLED)
 
 
+# How many of the oldest pending messages a claim looks at first (see Dispatcher.claim).
+CLAIM_WINDOW = 200
+
+
 class PermanentDeliveryError(Exception):
     """The upstream refused the message in a way retrying cannot fix."""
 
@@ -175,24 +179,31 @@ class Dispatcher:
                         earlier.c.status == PENDING))
             .exists()
         )
-        query = (
-            select(_outbox.c.id)
-            .where(and_(
-                _outbox.c.status == PENDING,
-                _outbox.c.next_attempt_at <= now,
-                or_(_outbox.c.lease_expires_at.is_(None), _outbox.c.lease_expires_at <= now),
-                ~blocked,
-            ))
-            .order_by(_outbox.c.id)
-            # Never more than can be delivered at once: a lease must not run out while
-            # its message waits for a free thread.
-            .limit(limit or self.threads)
+        claimable = and_(
+            _outbox.c.status == PENDING,
+            _outbox.c.next_attempt_at <= now,
+            or_(_outbox.c.lease_expires_at.is_(None), _outbox.c.lease_expires_at <= now),
+            ~blocked,
         )
+        # Never more than can be delivered at once: a lease must not run out while its
+        # message waits for a free thread.
+        query = select(_outbox.c.id).order_by(_outbox.c.id).limit(limit or self.threads)
+        # First among the oldest pending messages only. Left to itself, PostgreSQL
+        # (whose statistics lag behind a burst) tested every pending message against
+        # the ordering condition and then sorted them: 20 ms a claim at 7,000 pending.
+        # Only when none of those is claimable (all waiting out a backoff, say) is the
+        # whole queue searched, so a newer message is never starved.
+        oldest = select(_outbox.c.id).where(_outbox.c.status == PENDING).order_by(_outbox.c.id) \
+            .limit(CLAIM_WINDOW).scalar_subquery()
         with self.db.scope(immediate=True) as session:
             connection = session.connection()
-            if connection.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True, of=_outbox)
-            ids = [row[0] for row in connection.execute(query)]
+            ids: list[int] = []
+            for candidates in (query.where(claimable, _outbox.c.id.in_(oldest)), query.where(claimable)):
+                if connection.dialect.name == "postgresql":
+                    candidates = candidates.with_for_update(skip_locked=True, of=_outbox)
+                ids = [row[0] for row in connection.execute(candidates)]
+                if ids:
+                    break
             if not ids:
                 return []
             connection.execute(

@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, Text, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -211,6 +211,9 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         Index("ix_outbox_ordering_key", "ordering_key", "id"),
         Index("ix_outbox_hint_request", "hint_request_id"),
+        # The dispatcher's claim walks pending messages oldest first (migration 0007).
+        Index("ix_outbox_pending", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
     )
 
     id: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

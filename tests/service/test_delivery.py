@@ -86,6 +86,36 @@ def test_a_dispatcher_claims_no_more_than_it_can_deliver_at_once(stack):
     dispatcher.close()
 
 
+def test_claims_look_past_the_oldest_messages_when_none_of_them_is_due(stack, monkeypatch):
+    """The oldest pending messages are searched first; when all of those wait out a
+    backoff (or behind their request), a newer due message is still claimed, oldest first."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from orchestrator.service import outbox
+    from orchestrator.store.models import utcnow
+
+    monkeypatch.setattr(outbox, "CLAIM_WINDOW", 3)
+    stack.stop_dispatcher()
+    waiting = [ask(stack.client, student=f"backoff{n}").json["request_id"] for n in range(4)]
+    for request_id in waiting[:2]:
+        reflect(stack.client, request_id)  # blocked behind its request
+    due = [ask(stack.client, student=f"due{n}").json["request_id"] for n in range(2)]
+    with stack.runtime.db.scope() as session:
+        session.connection().execute(
+            update(OutboxMessage.__table__)
+            .where(OutboxMessage.__table__.c.hint_request_id.in_(waiting))
+            .where(OutboxMessage.__table__.c.kind == "hint.add_request")
+            .values(next_attempt_at=utcnow() + timedelta(minutes=5)))
+    dispatcher = build_dispatcher(stack.runtime, threads=1)
+    claimed = dispatcher.claim()
+    assert [m.hint_request_id for m in claimed] == [due[0]]
+    assert [m.hint_request_id for m in dispatcher.claim()] == [due[1]]
+    assert dispatcher.claim() == []
+    dispatcher.close()
+
+
 def test_an_expired_lease_is_taken_over_so_a_crash_loses_nothing(stack):
     stack.stop_dispatcher()
     request_id = ask(stack.client).json["request_id"]
