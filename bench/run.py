@@ -31,25 +31,45 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from orchestrator.simulators.problem_handler import RESULT_PATH
 from orchestrator.simulators.server import start_simulators, upstream_environment
 from orchestrator.store import schema
 from orchestrator.store.db import make_engine
 
 FLOOR_APP = textwrap.dedent('''
+    import os
+
     import falcon
+    import requests
 
     class Floor:
         def on_get(self, req, resp):
             resp.media = {"request_id": 1234567890123, "job_finished": False, "hint": None}
 
+    class ProxyFloor:
+        """The least a proxied endpoint can cost: one pooled GET upstream, its JSON relayed."""
+
+        session = requests.Session()
+
+        def on_get(self, req, resp):
+            url = os.environ["FLOOR_PROXY_URL"] + "?" + req.query_string
+            resp.media = self.session.get(url, timeout=5).json()
+
     app = falcon.App()
     app.add_route("/floor", Floor())
+    app.add_route("/proxy", ProxyFloor())
 ''')
 
 POST_SCRIPT = textwrap.dedent('''
+    -- Each wrk thread has its own Lua state: ids start at thread * 1,000,000 so that
+    -- no two threads send the same one.
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
-    counter = 0
+    local threads = 0
+    function setup(thread)
+        threads = threads + 1
+        thread:set("counter", threads * 1000000)
+    end
     request = function()
         counter = counter + 1
         local body = string.format(%s, %s)
@@ -277,8 +297,9 @@ def seed(base: str, engine, problems_url: str) -> dict:
         conn.execute(sa.text("""
             INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
                                       is_cancelled, poll_count)
-            SELECT 5000000000 + g, 'reflecting-' || g, 'sum_two', 'debug', 'x', now(), 'pending', false, 0
-            FROM generate_series(1, 200000) g"""))
+            SELECT 5000000000 + t * 1000000 + g, 'reflecting-' || t || '-' || g, 'sum_two', 'debug', 'x', now(),
+                   'pending', false, 0
+            FROM generate_series(1, 2) t, generate_series(1, 100000) g"""))
     # The rush: one pending request per student to poll, and finished program runs.
     with engine.begin() as conn:
         conn.execute(sa.text("""
@@ -345,6 +366,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker for both servers (more than 1: gthread workers, to compare)")
     parser.add_argument("--big", action="store_true", help="also measure with 1,000,000 other rows")
     parser.add_argument("--students", type=int, default=1000,
                         help="students of the mixed deadline-rush profile (0: skip it)")
@@ -384,13 +407,15 @@ def main() -> int:
     processes = []
     try:
         serve = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
-                                  "--workers", str(args.workers)], env=env, cwd=workdir,
+                                  "--workers", str(args.workers), "--threads", str(args.threads)], env=env, cwd=workdir,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         processes.append(serve)
+        floor_env = {**env, "FLOOR_PROXY_URL": problems.url + RESULT_PATH}
         floor = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{floor_port}",
-                                  "--workers", str(args.workers), "--worker-class", "sync", "--keep-alive", "5",
+                                  "--workers", str(args.workers), "--keep-alive", "5",
+                                  "--worker-class", "gthread" if args.threads > 1 else "sync", "--threads", str(args.threads),
                                   "--log-level", "warning", "--chdir", str(workdir), "floor:app"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                 env=floor_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         processes.append(floor)
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/readyz", serve)
@@ -422,6 +447,7 @@ def main() -> int:
             ("problem single", f"{base}/problems/programming_problems/?problem_id=sum_two&include_description=true",
              None),
             ("get_execution_result", f"{base}/problems/get_execution_result/?execution_id={ids['execution']}", None),
+            ("proxy floor", f"http://127.0.0.1:{floor_port}/proxy?execution_id={ids['execution']}", None),
             ("fetch_request (empty)", f"{base}/instructor_feedback/fetch_request/?instructor_id=1", None),
             ("add_request", f"{base}/ai_hint/add_request/", POST_SCRIPT % (add_body, "counter")),
             ("execute_program", f"{base}/problems/execute_program/", POST_SCRIPT % (execute_body, "counter")),
