@@ -421,6 +421,11 @@ def main() -> int:
         wait_ready(f"{base}/readyz", serve)
         wait_ready(f"http://127.0.0.1:{floor_port}/floor", floor)
         ids = seed(base, engine, problems.url)
+        # Most polls of a program run come while it is still running (no result to record).
+        problems.simulator.configure({"execution_delay": 3600})
+        ids["running_execution"] = requests.post(f"{base}/problems/execute_program/", timeout=10, json={
+            "problem_id": "sum_two", "student_program": "print(1)", "student_id": "bench"}).json()["execution_id"]
+        problems.simulator.configure({"execution_delay": 0.0})
         token = json.loads(subprocess.run(
             [sys.executable, "-m", "orchestrator", "instructors", "add", "1", "--json"], env=env, cwd=workdir,
             capture_output=True, text=True, check=True).stdout)["token"]
@@ -447,6 +452,8 @@ def main() -> int:
             ("problem single", f"{base}/problems/programming_problems/?problem_id=sum_two&include_description=true",
              None),
             ("get_execution_result", f"{base}/problems/get_execution_result/?execution_id={ids['execution']}", None),
+            ("get_execution_result run", f"{base}/problems/get_execution_result/?execution_id={ids['running_execution']}",
+             None),
             ("proxy floor", f"http://127.0.0.1:{floor_port}/proxy?execution_id={ids['execution']}", None),
             ("fetch_request (empty)", f"{base}/instructor_feedback/fetch_request/?instructor_id=1", None),
             ("add_request", f"{base}/ai_hint/add_request/", POST_SCRIPT % (add_body, "counter")),

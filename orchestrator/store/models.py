@@ -116,6 +116,10 @@ class HintRequest(SQLModel, table=True):
     __table_args__ = (
         Index("ix_hint_request_student_problem", "student_id", "problem_id", "created_at"),
         Index("ix_hint_request_status_created", "status", "created_at"),
+        # The deadline sweep's "no result long after the reflection" (migration 0007).
+        Index("ix_hint_request_awaiting_result", "reflection_delivered_at",
+              postgresql_where=text("status = 'pending' AND reflection_delivered_at IS NOT NULL"),
+              sqlite_where=text("status = 'pending' AND reflection_delivered_at IS NOT NULL")),
     )
 
     id: int = Field(default_factory=new_public_id, sa_type=BigInteger, primary_key=True)
