@@ -441,9 +441,9 @@ def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.
     10 MB notebook is stored once.
     """
 
-    def load(message) -> HintRequest:
-        with db.scope() as session:
-            hint = session.get(HintRequest, message.hint_request_id)
+    def load(message):
+        with db.statement() as connection:
+            hint = connection.execute(_LOAD_FOR_DELIVERY, {"load_id": message.hint_request_id}).first()
         if hint is None:
             raise outbox.SkipDelivery("the hint request no longer exists")
         if hint.status != PENDING:
@@ -466,10 +466,8 @@ def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.
         client.add_reflection(hint.id, hint.reflection_question or "", hint.reflection_answer or "")
 
     def delivered(column: str):
-        def mark(session: Session, message, now: datetime) -> None:
-            session.connection().execute(
-                update(_hints).where(_hints.c.id == message.hint_request_id).values({column: now})
-            )
+        def mark(connection: Connection, message, now: datetime) -> None:
+            connection.execute(update(_hints).where(_hints.c.id == message.hint_request_id).values({column: now}))
         return mark
 
     def give_up(session: Session, message, reason: str, now: datetime) -> None:
@@ -480,6 +478,13 @@ def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.
         ADD_REQUEST: outbox.Kind(deliver_request, delivered("delivered_at"), give_up),
         ADD_REFLECTION: outbox.Kind(deliver_reflection, delivered("reflection_delivered_at"), give_up),
     }
+
+
+# What a delivery sends, read in one autocommit statement (the dispatcher's hot path).
+_LOAD_FOR_DELIVERY = select(
+    _hints.c.id, _hints.c.status, _hints.c.problem_id, _hints.c.student_program, _hints.c.hint_type,
+    _hints.c.student_notebook, _hints.c.reflection_question, _hints.c.reflection_answer,
+).where(_hints.c.id == bindparam("load_id"))
 
 
 def retry_delivery(session: Session, *, message_id: int) -> list[int]:

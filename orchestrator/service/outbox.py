@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
@@ -90,12 +91,13 @@ class Kind:
     """How to deliver one kind of message.
 
     ``deliver(message)`` calls the upstream; it raises UpstreamError (transient
-    unless a 4xx), PermanentDeliveryError, or SkipDelivery. ``on_delivered`` and
-    ``on_give_up`` run inside the transaction that records the outcome.
+    unless a 4xx), PermanentDeliveryError, or SkipDelivery. ``on_delivered`` (given
+    the Core connection) and ``on_give_up`` (given the session) run inside the
+    transaction that records the outcome.
     """
 
     deliver: Callable[[OutboxMessage], None]
-    on_delivered: Callable[[Session, OutboxMessage, datetime], None] | None = None
+    on_delivered: Callable[[Connection, OutboxMessage, datetime], None] | None = None
     on_give_up: Callable[[Session, OutboxMessage, str, datetime], None] | None = None
 
 
@@ -195,29 +197,31 @@ class Dispatcher:
         # whole queue searched, so a newer message is never starved.
         oldest = select(_outbox.c.id).where(_outbox.c.status == PENDING).order_by(_outbox.c.id) \
             .limit(CLAIM_WINDOW).scalar_subquery()
-        with self.db.scope(immediate=True) as session:
-            connection = session.connection()
-            ids: list[int] = []
-            for candidates in (query.where(claimable, _outbox.c.id.in_(oldest)), query.where(claimable)):
-                if connection.dialect.name == "postgresql":
-                    candidates = candidates.with_for_update(skip_locked=True, of=_outbox)
-                ids = [row[0] for row in connection.execute(candidates)]
-                if ids:
-                    break
-            if not ids:
-                return []
-            connection.execute(
-                update(_outbox)
-                .where(_outbox.c.id.in_(ids))
-                .values(
-                    lease_owner=self.owner,
-                    lease_expires_at=now + timedelta(seconds=self.policy.lease_seconds),
-                    attempts=_outbox.c.attempts + 1,
-                    last_attempt_at=now,
-                )
-            )
-            messages = list(session.exec(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars())
-            return sorted(messages, key=lambda m: m.id)
+        searches = (query.where(claimable, _outbox.c.id.in_(oldest)), query.where(claimable))
+        lease = {"lease_owner": self.owner, "lease_expires_at": now + timedelta(seconds=self.policy.lease_seconds),
+                 "attempts": _outbox.c.attempts + 1, "last_attempt_at": now}
+        rows: list = []
+        if not self.db.is_sqlite:
+            # One statement a search: the lease is taken on the rows the subquery
+            # locked (SKIP LOCKED: concurrent dispatchers never take the same one).
+            with self.db.statement() as connection:
+                for candidates in searches:
+                    locked = candidates.with_for_update(skip_locked=True, of=_outbox).correlate(None)
+                    rows = connection.execute(
+                        update(_outbox).where(_outbox.c.id.in_(locked.scalar_subquery())).values(**lease)
+                        .returning(*_outbox.c)
+                    ).all()
+                    if rows:
+                        break
+        else:
+            with self.db.transaction(immediate=True) as connection:  # BEGIN IMMEDIATE serialises claims
+                for candidates in searches:
+                    ids = list(connection.execute(candidates).scalars())
+                    if ids:
+                        connection.execute(update(_outbox).where(_outbox.c.id.in_(ids)).values(**lease))
+                        rows = connection.execute(select(_outbox).where(_outbox.c.id.in_(ids))).all()
+                        break
+        return sorted((OutboxMessage(**row._mapping) for row in rows), key=lambda m: m.id)
 
     def deliver(self, message: OutboxMessage) -> str:
         """Deliver one claimed message and record the outcome; returns the new status."""
@@ -322,6 +326,8 @@ class Dispatcher:
 
     def _record_end(self, message: OutboxMessage, status: str, reason: str | None, kind: Kind | None) -> str:
         now = utcnow()
+        if status == DELIVERED:
+            return self._record_delivered(message, kind, now)
         with self.db.scope() as session:
             connection = session.connection()
             if message.hint_request_id is not None and connection.dialect.name == "postgresql":
@@ -352,9 +358,25 @@ class Dispatcher:
                 )
                 if kind is not None and kind.on_give_up is not None:
                     kind.on_give_up(session, message, reason or "delivery failed", now)
-            elif status == DELIVERED and kind is not None and kind.on_delivered is not None:
-                kind.on_delivered(session, message, now)
         return status
+
+    def _record_delivered(self, message: OutboxMessage, kind: Kind | None, now: datetime) -> str:
+        """The common outcome, in Core: a delivery counts whoever made it."""
+        with self.db.transaction() as connection:
+            if message.hint_request_id is not None and connection.dialect.name == "postgresql":
+                # Lock order is always hint request, then its messages (as in save_result
+                # and fail_request), so the two can never deadlock.
+                connection.execute(_LOCK_HINT_REQUEST, {"lock_id": message.hint_request_id})
+            changed = connection.execute(
+                update(_outbox).where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING))
+                .values(status=DELIVERED, last_error=None, lease_owner=None, lease_expires_at=None, delivered_at=now)
+            ).rowcount
+            if changed and kind is not None and kind.on_delivered is not None:
+                kind.on_delivered(connection, message, now)
+        return DELIVERED
+
+
+_LOCK_HINT_REQUEST = select(_hint_requests.c.id).where(_hint_requests.c.id == bindparam("lock_id")).with_for_update()
 
 
 # ---------------------------------------------------------------------- operator views
