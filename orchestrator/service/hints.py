@@ -466,8 +466,11 @@ def delivery_kinds(db: Database, client: HintBackendClient) -> dict[str, outbox.
         client.add_reflection(hint.id, hint.reflection_question or "", hint.reflection_answer or "")
 
     def delivered(column: str):
+        statement = update(_hints).where(_hints.c.id == bindparam("mark_id")) \
+            .values({column: bindparam("mark_at", type_=_hints.c[column].type)})
+
         def mark(connection: Connection, message, now: datetime) -> None:
-            connection.execute(update(_hints).where(_hints.c.id == message.hint_request_id).values({column: now}))
+            connection.execute(statement, {"mark_id": message.hint_request_id, "mark_at": now})
         return mark
 
     def give_up(session: Session, message, reason: str, now: datetime) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
@@ -171,54 +171,33 @@ class Dispatcher:
     # ------------------------------------------------------------------ steps
 
     def claim(self, limit: int | None = None) -> list[OutboxMessage]:
-        """Lease up to ``limit`` due messages to this dispatcher (own transaction)."""
+        """Lease up to ``limit`` due messages to this dispatcher (own transaction).
+
+        The statements are built once (:func:`_claim_statements`); see there for how.
+        """
         now = utcnow()
-        earlier = _outbox.alias("earlier")
-        blocked = (
-            select(earlier.c.id)
-            .where(and_(earlier.c.ordering_key == _outbox.c.ordering_key,
-                        earlier.c.id < _outbox.c.id,
-                        earlier.c.status == PENDING))
-            .exists()
-        )
-        claimable = and_(
-            _outbox.c.status == PENDING,
-            _outbox.c.next_attempt_at <= now,
-            or_(_outbox.c.lease_expires_at.is_(None), _outbox.c.lease_expires_at <= now),
-            ~blocked,
-        )
-        # Never more than can be delivered at once: a lease must not run out while its
-        # message waits for a free thread.
-        query = select(_outbox.c.id).order_by(_outbox.c.id).limit(limit or self.threads)
-        # First among the oldest pending messages only. Left to itself, PostgreSQL
-        # (whose statistics lag behind a burst) tested every pending message against
-        # the ordering condition and then sorted them: 20 ms a claim at 7,000 pending.
-        # Only when none of those is claimable (all waiting out a backoff, say) is the
-        # whole queue searched, so a newer message is never starved.
-        oldest = select(_outbox.c.id).where(_outbox.c.status == PENDING).order_by(_outbox.c.id) \
-            .limit(CLAIM_WINDOW).scalar_subquery()
-        searches = (query.where(claimable, _outbox.c.id.in_(oldest)), query.where(claimable))
-        lease = {"lease_owner": self.owner, "lease_expires_at": now + timedelta(seconds=self.policy.lease_seconds),
-                 "attempts": _outbox.c.attempts + 1, "last_attempt_at": now}
+        values = {
+            "claim_now": now, "claim_window": CLAIM_WINDOW,
+            # Never more than can be delivered at once: a lease must not run out while
+            # its message waits for a free thread.
+            "claim_limit": limit or self.threads,
+            "lease_owner": self.owner, "lease_until": now + timedelta(seconds=self.policy.lease_seconds),
+        }
         rows: list = []
         if not self.db.is_sqlite:
-            # One statement a search: the lease is taken on the rows the subquery
-            # locked (SKIP LOCKED: concurrent dispatchers never take the same one).
+            # One statement a search: the lease is taken on the rows its subquery locked
+            # (SKIP LOCKED: concurrent dispatchers never take the same one).
             with self.db.statement() as connection:
-                for candidates in searches:
-                    locked = candidates.with_for_update(skip_locked=True, of=_outbox).correlate(None)
-                    rows = connection.execute(
-                        update(_outbox).where(_outbox.c.id.in_(locked.scalar_subquery())).values(**lease)
-                        .returning(*_outbox.c)
-                    ).all()
+                for search in _CLAIM_PG:
+                    rows = connection.execute(search, values).all()
                     if rows:
                         break
         else:
             with self.db.transaction(immediate=True) as connection:  # BEGIN IMMEDIATE serialises claims
-                for candidates in searches:
-                    ids = list(connection.execute(candidates).scalars())
+                for search in _CLAIM_SEARCHES:
+                    ids = list(connection.execute(search, values).scalars())
                     if ids:
-                        connection.execute(update(_outbox).where(_outbox.c.id.in_(ids)).values(**lease))
+                        connection.execute(_LEASE.where(_outbox.c.id.in_(ids)), values)
                         rows = connection.execute(select(_outbox).where(_outbox.c.id.in_(ids))).all()
                         break
         return sorted((OutboxMessage(**row._mapping) for row in rows), key=lambda m: m.id)
@@ -367,16 +346,69 @@ class Dispatcher:
                 # Lock order is always hint request, then its messages (as in save_result
                 # and fail_request), so the two can never deadlock.
                 connection.execute(_LOCK_HINT_REQUEST, {"lock_id": message.hint_request_id})
-            changed = connection.execute(
-                update(_outbox).where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING))
-                .values(status=DELIVERED, last_error=None, lease_owner=None, lease_expires_at=None, delivered_at=now)
-            ).rowcount
+            changed = connection.execute(_MARK_DELIVERED, {"done_id": message.id, "done_at": now}).rowcount
             if changed and kind is not None and kind.on_delivered is not None:
                 kind.on_delivered(connection, message, now)
         return DELIVERED
 
 
+def _claim_statements():
+    """The claim's searches, built once (building them cost more than running them).
+
+    A message is claimable when it is pending, due, not leased (or its lease ran out)
+    and no earlier message of its ordering key is still pending. The first search
+    looks only among the oldest pending messages: left to itself, PostgreSQL (whose
+    statistics lag behind a burst) tested every pending message against the ordering
+    condition and then sorted them, 20 ms a claim at 7,000 pending. Only when none of
+    those is claimable (all waiting out a backoff, say) does the second search the
+    whole queue, so a newer message is never starved.
+    """
+    now = bindparam("claim_now", type_=_outbox.c.next_attempt_at.type)
+    # "No earlier pending message of its key" as "the first pending message of its
+    # key": a scalar subquery stays a per-candidate index lookup, where NOT EXISTS
+    # became a join that, on stale statistics, read every pending message per candidate.
+    same_key = _outbox.alias("same_key")
+    first_of_key = (
+        select(func.min(same_key.c.id))
+        .where(and_(same_key.c.ordering_key == _outbox.c.ordering_key, same_key.c.status == PENDING))
+        .scalar_subquery()
+    )
+    claimable = and_(
+        _outbox.c.status == PENDING,
+        _outbox.c.next_attempt_at <= now,
+        or_(_outbox.c.lease_expires_at.is_(None), _outbox.c.lease_expires_at <= now),
+        _outbox.c.id == first_of_key,
+    )
+    # A derived table with a LIMIT is never flattened: the oldest pending ids come
+    # first, and only they are joined and tested, whatever the planner's estimates.
+    oldest = select(_outbox.c.id).where(_outbox.c.status == PENDING).order_by(_outbox.c.id) \
+        .limit(bindparam("claim_window")).subquery("oldest")
+    query = select(_outbox.c.id).where(claimable).order_by(_outbox.c.id).limit(bindparam("claim_limit"))
+    searches = (query.select_from(oldest.join(_outbox, _outbox.c.id == oldest.c.id)), query)
+    lease = update(_outbox).values(
+        lease_owner=bindparam("lease_owner"),
+        lease_expires_at=bindparam("lease_until", type_=_outbox.c.lease_expires_at.type),
+        attempts=_outbox.c.attempts + 1,
+        last_attempt_at=now,
+    )
+    on_postgresql = tuple(
+        lease.where(_outbox.c.id.in_(
+            search.with_for_update(skip_locked=True, of=_outbox).correlate(None).scalar_subquery()
+        )).returning(*_outbox.c)
+        for search in searches
+    )
+    return searches, lease, on_postgresql
+
+
+_CLAIM_SEARCHES, _LEASE, _CLAIM_PG = _claim_statements()
+
+# Built once: the dispatcher runs these for every message it delivers.
 _LOCK_HINT_REQUEST = select(_hint_requests.c.id).where(_hint_requests.c.id == bindparam("lock_id")).with_for_update()
+_MARK_DELIVERED = (
+    update(_outbox).where(and_(_outbox.c.id == bindparam("done_id"), _outbox.c.status == PENDING))
+    .values(status=DELIVERED, last_error=None, lease_owner=None, lease_expires_at=None,
+            delivered_at=bindparam("done_at", type_=_outbox.c.delivered_at.type))
+)
 
 
 # ---------------------------------------------------------------------- operator views

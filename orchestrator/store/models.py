@@ -215,8 +215,11 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         Index("ix_outbox_ordering_key", "ordering_key", "id"),
         Index("ix_outbox_hint_request", "hint_request_id"),
-        # The dispatcher's claim walks pending messages oldest first (migration 0007).
+        # The dispatcher's claim walks pending messages oldest first, and asks whether
+        # an earlier one of the same key is still pending (migration 0007).
         Index("ix_outbox_pending", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index("ix_outbox_pending_key", "ordering_key", "id", postgresql_where=text("status = 'pending'"),
               sqlite_where=text("status = 'pending'")),
     )
 
