@@ -435,9 +435,12 @@ def main() -> int:
                               "database": url, "workdir": str(workdir), "token": token,
                               "pids": {"serve": serve.pid, "bench": os.getpid()},
                               **{k: v for k, v in ids.items() if not k.startswith("rush_")}}, indent=2), flush=True)
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-            return 0
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM too ends in the cleanup below
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
 
         add_body = '\'{"student_id": "load-%d", "problem_id": "sum_two", "hint_type": "debug", "student_program": "x"}\''
         execute_body = '\'{"problem_id": "sum_two", "student_program": "print(1)", "student_id": "run-%d"}\''
