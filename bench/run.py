@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +35,6 @@ import sqlalchemy as sa
 from orchestrator.simulators.problem_handler import RESULT_PATH
 from orchestrator.simulators.server import start_simulators, upstream_environment
 from orchestrator.store import schema
-from orchestrator.store.db import make_engine
 
 FLOOR_APP = textwrap.dedent('''
     import os
@@ -275,6 +275,16 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
+def insert_pending(engine, *, id_sql: str, student_sql: str, rows_sql: str, hint_type: str = "debug") -> None:
+    """Pending hint requests on sum_two, one per row of ``rows_sql`` (SQL expressions)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"""
+            INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
+                                      is_cancelled, poll_count)
+            SELECT {id_sql}, {student_sql}, 'sum_two', '{hint_type}', 'x', now(), 'pending', false, 0
+            FROM {rows_sql}"""))
+
+
 def seed(base: str, engine, problems_url: str) -> dict:
     """Data the endpoints read: a finished and a pending hint, a student with 20 hints, an execution."""
     def post(path, body):
@@ -293,32 +303,49 @@ def seed(base: str, engine, problems_url: str) -> dict:
     execution = post("/problems/execute_program/", {"problem_id": "sum_two", "student_program": "print(1)",
                                                     "student_id": "bench"})["execution_id"]
     # Requests waiting for a reflection, one per add_reflection call of the benchmark.
-    with engine.begin() as conn:
-        conn.execute(sa.text("""
-            INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
-                                      is_cancelled, poll_count)
-            SELECT 5000000000 + t * 1000000 + g, 'reflecting-' || t || '-' || g, 'sum_two', 'debug', 'x', now(),
-                   'pending', false, 0
-            FROM generate_series(1, 2) t, generate_series(1, 100000) g"""))
+    insert_pending(engine, id_sql="5000000000 + t * 1000000 + g", student_sql="'reflecting-' || t || '-' || g",
+                   rows_sql="generate_series(1, 2) t, generate_series(1, 100000) g")
     # The rush: one pending request per student to poll, and finished program runs.
-    with engine.begin() as conn:
-        conn.execute(sa.text("""
-            INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
-                                      is_cancelled, poll_count)
-            SELECT 7000000000 + g, 'rush-' || g, 'sum_two', 'plan', 'x', now(), 'pending', false, 0
-            FROM generate_series(1, 1000) g"""))
+    insert_pending(engine, id_sql="7000000000 + g", student_sql="'rush-' || g",
+                   rows_sql="generate_series(1, 1000) g", hint_type="plan")
     executions = [post("/problems/execute_program/", {"problem_id": "sum_two", "student_program": "print(1)",
                                                       "student_id": f"rush-{i}"})["execution_id"] for i in range(50)]
-    with engine.begin() as conn:
-        conn.execute(sa.text("""
-            INSERT INTO hint_request (id, student_id, problem_id, hint_type, student_program, created_at, status,
-                                      is_cancelled, poll_count)
-            SELECT 6000000000 + g, 'rush-reflecting-' || g, 'sum_two', 'debug', 'x', now(), 'pending', false, 0
-            FROM generate_series(1, 200000) g"""))
+    insert_pending(engine, id_sql="6000000000 + g", student_sql="'rush-reflecting-' || g",
+                   rows_sql="generate_series(1, 200000) g")
     time.sleep(1)
     return {"finished": ids[0], "pending": pending, "execution": execution, "reflect_base": 5000000000,
             "rush_pending": list(range(7000000001, 7000001001)), "rush_executions": executions,
             "rush_reflect_base": 6000000000}
+
+
+class ConnectionSampler:
+    """Counts, once a second, the service's connections to the benchmark database
+    (by application name), and keeps the peak of each: what pool sizing must allow."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self.peak: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        query = sa.text("SELECT application_name, count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1")
+        with self._engine.connect() as conn:
+            while not self._stop.wait(1.0):
+                counts = dict(conn.execute(query).all())
+                counts["total"] = sum(counts.values())
+                for name, n in counts.items():
+                    self.peak[name or "(none)"] = max(n, self.peak.get(name or "(none)", 0))
+                conn.rollback()
+
+    def __enter__(self) -> "ConnectionSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def drain_outbox(engine, timeout: float = 300) -> dict | None:
@@ -391,7 +418,8 @@ def main() -> int:
         mix[kind] = float(value)
     workdir = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     url = fresh_database(args.database_url)
-    engine = make_engine(url)
+    # Its own application name, so that the connection counts below are the service's alone.
+    engine = sa.create_engine(url, connect_args={"application_name": "orchestrator-bench"})
     schema.upgrade(engine)
     profiles = workdir / "profiles"
     profiles.mkdir()
@@ -490,9 +518,11 @@ def main() -> int:
                                            executions=ids["rush_executions"], reflect_base=ids["rush_reflect_base"],
                                            mix=mix)
             name = f"mixed ({args.students} students)"
-            results[name] = wrk(f"http://127.0.0.1:{proxy_port}/", duration=args.mixed_duration,
-                                connections=args.students,
-                                script=script, workdir=workdir)
+            with ConnectionSampler(engine) as connections:
+                results[name] = wrk(f"http://127.0.0.1:{proxy_port}/", duration=args.mixed_duration,
+                                    connections=args.students,
+                                    script=script, workdir=workdir)
+            results[name]["db_connections_peak"] = connections.peak
             results[name]["offered_rps"] = round(offered, 1)
             if drained := drain_outbox(engine):
                 results[name]["outbox_drain"] = drained
