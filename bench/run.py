@@ -317,27 +317,43 @@ def seed(base: str, engine, problems_url: str) -> dict:
                                                       "student_id": f"rush-{i}"})["execution_id"] for i in range(50)]
     insert_pending(engine, id_sql="6000000000 + g", student_sql="'rush-reflecting-' || g",
                    rows_sql="generate_series(1, 200000) g")
-    # As tables of that size are in service: vacuumed and analysed, so that autovacuum
-    # does not start on them in the middle of a measurement.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM (ANALYZE)"))
+    vacuum(engine)  # as tables of that size are in service
     return {"finished": ids[0], "pending": pending, "execution": execution, "reflect_base": 5000000000,
             "rush_pending": list(range(7000000001, 7000001001)), "rush_executions": executions,
             "rush_reflect_base": 6000000000}
 
 
+def settle(result: dict, engine, simulator) -> None:
+    """Let the work an endpoint left behind finish before the next is measured: outbox
+    deliveries of hint requests and reflections, and the judging of program runs (which
+    goes on after wrk stops). What there was to wait for goes into ``result``."""
+    if drained := drain_outbox(engine):
+        result["outbox_drain"] = drained
+    if judged := wait_for_executions(simulator):
+        result["judging_after"] = judged
+
+
 def wait_for_executions(simulator, timeout: float = 300) -> dict | None:
     """Wait until the simulated Problem Handler has judged every program it was sent;
     returns how many were still running and for how long (None when none were)."""
-    def running() -> int:
-        return simulator.received_stats()["executions"]["running"]
+    waited = wait_until_none(lambda: simulator.received_stats()["executions"]["running"], timeout)
+    if waited is None:
+        return None
+    waiting, _, seconds = waited
+    return {"executions": waiting, "seconds": round(seconds, 1)}
 
-    started, waiting = time.monotonic(), running()
+
+def wait_until_none(count, timeout: float) -> tuple[int, int, float] | None:
+    """Poll ``count()`` until it is 0 or ``timeout`` passes; returns (at first, at the
+    end, seconds waited), or None when there was nothing to wait for."""
+    started, waiting = time.monotonic(), count()
     if not waiting:
         return None
-    while running() and time.monotonic() - started < timeout:
+    left = waiting
+    while left and time.monotonic() - started < timeout:
         time.sleep(0.5)
-    return {"executions": waiting, "seconds": round(time.monotonic() - started, 1)}
+        left = count()
+    return waiting, left, time.monotonic() - started
 
 
 class ConnectionSampler:
@@ -380,16 +396,21 @@ def drain_outbox(engine, timeout: float = 300) -> dict | None:
         with engine.connect() as conn:
             return conn.execute(sa.text("SELECT count(*) FROM outbox_message WHERE status = 'pending'")).scalar()
 
-    started, waiting = time.monotonic(), pending()
-    if not waiting:
+    waited = wait_until_none(pending, timeout)
+    if waited is None:
         return None
-    left = waiting
-    while left and time.monotonic() - started < timeout:
-        time.sleep(0.5)
-        left = pending()
-    seconds = time.monotonic() - started
+    waiting, left, seconds = waited
     return {"messages": waiting, "seconds": round(seconds, 1), "per_second": round((waiting - left) / seconds, 1),
             "left": left}
+
+
+def vacuum(engine, table: str = "", *, checkpoint: bool = False) -> None:
+    """VACUUM (ANALYZE) as autovacuum would have by then, so that it does not start in the
+    middle of a measurement (and index-only scans can use the visibility map)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"VACUUM (ANALYZE) {table}"))
+        if checkpoint:
+            conn.execute(sa.text("CHECKPOINT"))
 
 
 def big_table(engine, rows: int) -> None:
@@ -401,11 +422,7 @@ def big_table(engine, rows: int) -> None:
                    (ARRAY['plan','debug','optimize'])[1 + g % 3], 'x', now() - (g || ' seconds')::interval,
                    'succeeded', false, 0
             FROM generate_series(1, {rows}) g"""))
-    # As a table that size would be in production: vacuumed and analysed (the visibility
-    # map lets the quota count use index-only scans), and autovacuum done before measuring.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM (ANALYZE) hint_request"))
-        conn.execute(sa.text("CHECKPOINT"))
+    vacuum(engine, "hint_request", checkpoint=True)  # as a table that size would be in production
 
 
 def main() -> int:
@@ -520,13 +537,7 @@ def main() -> int:
             headers = [f"Authorization: Bearer {token}"] if "fetch_request" in name else None
             results[name] = wrk(target, duration=args.duration, connections=args.connections, script=script,
                                 workdir=workdir, headers=headers)
-            # Hint requests and reflections leave outbox messages behind; the next
-            # endpoint is measured once the dispatcher has delivered them.
-            if drained := drain_outbox(engine):
-                results[name]["outbox_drain"] = drained
-            # Program runs go on being judged after wrk stops (a process per test case).
-            if judged := wait_for_executions(problems.simulator):
-                results[name]["judging_after"] = judged
+            settle(results[name], engine, problems.simulator)
             print(f"  {name:<28} {results[name]}", file=sys.stderr, flush=True)
         if args.students and (not args.only or "mixed" in args.only):
             if shutil.which("nginx") is None:
@@ -549,11 +560,7 @@ def main() -> int:
                                     script=script, workdir=workdir)
             results[name]["db_connections_peak"] = connections.peak
             results[name]["offered_rps"] = round(offered, 1)
-            if drained := drain_outbox(engine):
-                results[name]["outbox_drain"] = drained
-            # Program runs go on being judged after wrk stops (a process per test case).
-            if judged := wait_for_executions(problems.simulator):
-                results[name]["judging_after"] = judged
+            settle(results[name], engine, problems.simulator)
             print(f"  {name:<28} {results[name]}", file=sys.stderr, flush=True)
         if args.big:
             # Measured again right before and right after the insert, so that the two

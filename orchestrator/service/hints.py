@@ -98,7 +98,7 @@ def _insert_request(connection: Connection, hint: dict[str, Any], message: dict[
     data-modifying WITH is atomic even under autocommit); SQLite runs it as two inside
     the caller's transaction."""
     if connection.dialect.name == "postgresql":
-        connection.execute(_INSERT_REQUEST_PG, {**hint, **{f"m_{k}": v for k, v in message.items()}})
+        connection.execute(_INSERT_REQUEST_PG, {**hint, **outbox.message_params(message)})
     else:
         connection.execute(insert(_hints), hint)
         connection.execute(insert(outbox.TABLE), message)
@@ -108,12 +108,7 @@ def _insert_request_pg():
     """Built once: INSERT the request, then its message from the inserted row."""
     inserted = insert(_hints).values({c: bindparam(c, type_=_hints.c[c].type) for c in _NEW_REQUEST_COLUMNS}) \
         .returning(_hints.c.id).cte("inserted")
-    columns = outbox.MESSAGE_COLUMNS
-    values = select(*[
-        inserted.c.id if c == "hint_request_id" else bindparam(f"m_{c}", type_=outbox.TABLE.c[c].type)
-        for c in columns
-    ])
-    return insert(outbox.TABLE).from_select(columns, values).add_cte(inserted)
+    return outbox.insert_message_for(inserted.c.id).add_cte(inserted)
 
 
 _NEW_REQUEST_COLUMNS = ("id", "student_id", "problem_id", "hint_type", "student_program", "student_notebook",
@@ -148,8 +143,7 @@ def add_reflection(db: Database, *, request_id: int, question: str, answer: str)
                 connection.execute(insert(outbox.TABLE), message)
     else:
         with db.statement() as connection:
-            row = connection.execute(_REFLECT_AND_QUEUE_PG,
-                                     {**values, **{f"m_{k}": v for k, v in message.items()}}).first()
+            row = connection.execute(_REFLECT_AND_QUEUE_PG, {**values, **outbox.message_params(message)}).first()
     if row is not None:
         return request_id
     with db.statement() as connection:
@@ -175,15 +169,7 @@ def _reflect_statements():
         .returning(_hints.c.id, _hints.c.status)
     )
     reflected = reflect.cte("reflected")
-    columns = outbox.MESSAGE_COLUMNS
-    queued = (
-        insert(outbox.TABLE)
-        .from_select(columns, select(*[
-            reflected.c.id if c == "hint_request_id" else bindparam(f"m_{c}", type_=outbox.TABLE.c[c].type)
-            for c in columns
-        ]).where(reflected.c.status == PENDING))
-        .cte("queued")
-    )
+    queued = outbox.insert_message_for(reflected.c.id, where=reflected.c.status == PENDING).cte("queued")
     return reflect, select(reflected.c.id, reflected.c.status).add_cte(queued)
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
@@ -125,6 +125,22 @@ def message_values(
     now = now or utcnow()
     return {"kind": kind, "ordering_key": ordering_key, "hint_request_id": hint_request_id, "payload": payload,
             "status": PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now}
+
+
+def insert_message_for(hint_request_id, *, where=None):
+    """An INSERT of one message (its values bound as ``m_<column>``, see
+    :func:`message_params`) for the hint request id an enclosing statement produced,
+    e.g. a CTE's ``RETURNING id``; ``where`` may make it conditional on that row."""
+    values = select(*[
+        hint_request_id if c == "hint_request_id" else bindparam(f"m_{c}", type_=TABLE.c[c].type)
+        for c in MESSAGE_COLUMNS
+    ])
+    return insert(TABLE).from_select(MESSAGE_COLUMNS, values if where is None else values.where(where))
+
+
+def message_params(message: dict[str, Any]) -> dict[str, Any]:
+    """The bound values of :func:`insert_message_for` from :func:`message_values`."""
+    return {f"m_{k}": v for k, v in message.items()}
 
 
 def cancel_pending(session: Session, *, hint_request_id: int, reason: str) -> int:
@@ -309,23 +325,15 @@ class Dispatcher:
             return self._record_delivered(message, kind, now)
         with self.db.scope() as session:
             connection = session.connection()
-            if message.hint_request_id is not None and connection.dialect.name == "postgresql":
-                # Lock order is always hint request, then its messages (as in save_result
-                # and fail_request), so the two can never deadlock.
-                connection.execute(
-                    select(_hint_requests.c.id).where(_hint_requests.c.id == message.hint_request_id)
-                    .with_for_update()
-                )
-            values: dict[str, Any] = {"status": status, "last_error": reason,
-                                      "lease_owner": None, "lease_expires_at": None}
-            if status == DELIVERED:
-                values["delivered_at"] = now
-            condition = and_(_outbox.c.id == message.id, _outbox.c.status == PENDING)
-            if status != DELIVERED:
-                # Only the lease holder may end a message unsuccessfully; a delivery,
-                # by whoever made it, always counts.
-                condition = and_(condition, _outbox.c.lease_owner == self.owner)
-            changed = connection.execute(update(_outbox).where(condition).values(**values)).rowcount
+            _lock_hint_request(connection, message)
+            # Only the lease holder may end a message unsuccessfully; a delivery, by
+            # whoever made it, always counts (_record_delivered).
+            changed = connection.execute(
+                update(_outbox)
+                .where(and_(_outbox.c.id == message.id, _outbox.c.status == PENDING,
+                            _outbox.c.lease_owner == self.owner))
+                .values(status=status, last_error=reason, lease_owner=None, lease_expires_at=None)
+            ).rowcount
             if not changed:
                 return status  # someone else finished it (expired lease taken over); nothing more to do
             if status == FAILED:
@@ -342,14 +350,19 @@ class Dispatcher:
     def _record_delivered(self, message: OutboxMessage, kind: Kind | None, now: datetime) -> str:
         """The common outcome, in Core: a delivery counts whoever made it."""
         with self.db.transaction() as connection:
-            if message.hint_request_id is not None and connection.dialect.name == "postgresql":
-                # Lock order is always hint request, then its messages (as in save_result
-                # and fail_request), so the two can never deadlock.
-                connection.execute(_LOCK_HINT_REQUEST, {"lock_id": message.hint_request_id})
+            _lock_hint_request(connection, message)
             changed = connection.execute(_MARK_DELIVERED, {"done_id": message.id, "done_at": now}).rowcount
             if changed and kind is not None and kind.on_delivered is not None:
                 kind.on_delivered(connection, message, now)
         return DELIVERED
+
+
+def _lock_hint_request(connection: Connection, message: OutboxMessage) -> None:
+    """Lock the message's hint request before the message: the lock order is always hint
+    request, then its messages (as in save_result and fail_request), so they never deadlock.
+    (SQLite: the write lock of the transaction serialises them anyway.)"""
+    if message.hint_request_id is not None and connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_HINT_REQUEST, {"lock_id": message.hint_request_id})
 
 
 def _claim_statements():
